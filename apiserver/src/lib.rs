@@ -1,0 +1,3 @@
+//! The rkube API server: Kubernetes REST over a revisioned store.
+
+pub mod store;
