@@ -1,3 +1,24 @@
-//! The rkube API server: Kubernetes REST over a revisioned store.
+//! The rkube API server: Kubernetes REST over a revisioned store, served from a watch cache.
 
+pub mod admission;
+pub mod allocate;
+pub mod auth;
+pub mod body;
+pub mod cache;
+pub mod discovery;
+pub mod error;
+pub mod filters;
+pub mod handlers;
+pub mod list;
+pub mod managed;
+pub mod objects;
+pub mod patches;
+pub mod request;
+pub mod server;
 pub mod store;
+pub mod subresources;
+pub mod watch;
+pub mod write;
+pub mod pki;
+pub mod serve;
+pub mod run;

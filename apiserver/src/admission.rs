@@ -1,0 +1,269 @@
+//! The admission chain every write passes: identity checks, strict field decoding,
+//! defaulting, server-set metadata and validation.
+
+use rkube_api::resources::ResourceInfo;
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ApiResult, Cause};
+use crate::objects::{self, meta_mut};
+use crate::request::{Params, Target};
+
+/// How unknown or duplicate fields in a body are treated (`fieldValidation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    Strict,
+    Warn,
+    Ignore,
+}
+
+impl FieldValidation {
+    pub fn from_params(params: &Params) -> ApiResult<Self> {
+        match params.get("fieldValidation") {
+            None | Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "fieldValidation must be one of Ignore, Warn or Strict, got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Makes the body's apiVersion/kind/namespace/name agree with the URL, filling what is
+/// missing.
+pub fn check_identity(target: &Target, obj: &mut Value) -> ApiResult<()> {
+    let resource = target.resource;
+    let want_version = resource.api_version();
+    let root = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::BadRequest("the request body must be an object".into()))?;
+    match root.get("apiVersion").and_then(Value::as_str) {
+        Some(v) if v != want_version => {
+            return Err(ApiError::BadRequest(format!(
+                "the API version in the data ({v}) does not match the expected API version ({want_version})"
+            )));
+        }
+        _ => {}
+    }
+    match root.get("kind").and_then(Value::as_str) {
+        Some(k) if k != resource.kind => {
+            return Err(ApiError::BadRequest(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                resource.kind
+            )));
+        }
+        _ => {}
+    }
+    root.insert("apiVersion".into(), Value::String(want_version));
+    root.insert("kind".into(), Value::String(resource.kind.into()));
+    let meta = meta_mut(obj);
+    if resource.namespaced {
+        let url_ns = target.namespace.as_deref();
+        match (meta.get("namespace").and_then(Value::as_str), url_ns) {
+            (Some(body), Some(url)) if !body.is_empty() && body != url => {
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                        .into(),
+                ));
+            }
+            (_, Some(url)) => {
+                meta.insert("namespace".into(), Value::String(url.into()));
+            }
+            (_, None) => {
+                return Err(ApiError::BadRequest(
+                    "a namespace is required to create a namespaced object".into(),
+                ));
+            }
+        }
+    } else {
+        meta.remove("namespace");
+    }
+    if let Some(url_name) = target.name.as_deref() {
+        match meta.get("name").and_then(Value::as_str) {
+            Some(body) if body != url_name => {
+                return Err(ApiError::BadRequest(format!(
+                    "the name of the object ({body}) does not match the name on the URL ({url_name})"
+                )));
+            }
+            _ => {
+                meta.insert("name".into(), Value::String(url_name.into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies the request's field validation; returns the warnings to send back.
+pub fn check_fields(
+    resource: &ResourceInfo,
+    obj: &Value,
+    mode: FieldValidation,
+) -> ApiResult<Vec<String>> {
+    if mode == FieldValidation::Ignore {
+        return Ok(Vec::new());
+    }
+    // PENDING(validation): unknown-field detection from rkube_api::validation.
+    let _ = (resource, obj);
+    Ok(Vec::new())
+}
+
+/// Defaults and then validates an object; `old` is the stored object on updates.
+pub fn default_and_validate(
+    resource: &'static ResourceInfo,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> ApiResult<()> {
+    // PENDING(validation): rkube_api::defaults + rkube_api::validation.
+    let mut causes = Vec::new();
+    let name = objects::name(obj).to_string();
+    if name.is_empty() {
+        causes.push(Cause {
+            reason: "FieldValueRequired".into(),
+            field: "metadata.name".into(),
+            message: "Required value: name or generateName is required".into(),
+        });
+    }
+    let _ = old;
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid {
+            target: crate::error::Target::new(resource, &name),
+            causes,
+        })
+    }
+}
+
+/// Fills a `generateName`d object's name: the prefix and five random characters, like
+/// Kubernetes (consonants and digits that cannot spell words).
+pub fn generate_name(obj: &mut Value) {
+    let meta = meta_mut(obj);
+    let has_name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let Some(prefix) = meta.get("generateName").and_then(Value::as_str) else {
+        return;
+    };
+    if has_name {
+        return;
+    }
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let random = uuid::Uuid::new_v4();
+    let suffix: String = random.as_bytes()[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    let name = format!("{prefix}{suffix}");
+    meta.insert("name".into(), Value::String(name));
+}
+
+/// Sets what the server owns on a new object: uid, creation time, generation.
+pub fn stamp_new(obj: &mut Value) {
+    let meta = meta_mut(obj);
+    for server_owned in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
+        meta.remove(server_owned);
+    }
+    meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    meta.insert(
+        "creationTimestamp".into(),
+        Value::String(objects::now_rfc3339()),
+    );
+    meta.insert("generation".into(), Value::from(1));
+}
+
+/// Carries the server-owned metadata of `old` onto an update and bumps `generation` when
+/// anything but metadata and status changed.
+pub fn carry_over(old: &Value, new: &mut Value) {
+    let old_meta = old.get("metadata").and_then(Value::as_object);
+    let keep = [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ];
+    let meta = meta_mut(new);
+    for field in keep {
+        match old_meta.and_then(|m| m.get(field)) {
+            Some(v) => meta.insert(field.into(), v.clone()),
+            None => meta.remove(field),
+        };
+    }
+    if spec_of(old) != spec_of(new) {
+        let generation = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        meta_mut(new).insert("generation".into(), Value::from(generation + 1));
+    }
+}
+
+/// Everything the generation tracks: the object minus metadata and status.
+fn spec_of(obj: &Value) -> Map<String, Value> {
+    let mut out = obj.as_object().cloned().unwrap_or_default();
+    out.remove("metadata");
+    out.remove("status");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rkube_api::resources::find;
+    use serde_json::json;
+
+    fn target(plural: &str, ns: Option<&str>, name: Option<&str>) -> Target {
+        let resource = rkube_api::resources::RESOURCES
+            .iter()
+            .find(|r| r.plural == plural)
+            .unwrap();
+        Target {
+            resource,
+            namespace: ns.map(String::from),
+            name: name.map(String::from),
+            subresource: None,
+        }
+    }
+
+    #[test]
+    fn identity_fills_and_checks() {
+        let mut obj = json!({"metadata": {"name": "p"}});
+        check_identity(&target("pods", Some("default"), None), &mut obj).unwrap();
+        assert_eq!(obj["apiVersion"], "v1");
+        assert_eq!(obj["metadata"]["namespace"], "default");
+
+        let mut wrong = json!({"apiVersion": "apps/v1", "kind": "Pod"});
+        assert!(check_identity(&target("pods", Some("a"), None), &mut wrong).is_err());
+        let mut other_ns = json!({"metadata": {"namespace": "b"}});
+        assert!(check_identity(&target("pods", Some("a"), None), &mut other_ns).is_err());
+        let mut other_name = json!({"metadata": {"name": "b"}});
+        assert!(check_identity(&target("pods", Some("a"), Some("c")), &mut other_name).is_err());
+    }
+
+    #[test]
+    fn generation_bumps_only_on_spec_change() {
+        let old = json!({"metadata": {"generation": 3, "uid": "u"}, "spec": {"a": 1}});
+        let mut same = json!({"metadata": {"labels": {"x": "y"}}, "spec": {"a": 1}, "status": {"s": 1}});
+        carry_over(&old, &mut same);
+        assert_eq!(same["metadata"]["generation"], 3);
+        assert_eq!(same["metadata"]["uid"], "u");
+        let mut changed = json!({"spec": {"a": 2}});
+        carry_over(&old, &mut changed);
+        assert_eq!(changed["metadata"]["generation"], 4);
+    }
+
+    #[test]
+    fn generated_names_use_the_prefix() {
+        let mut obj = json!({"metadata": {"generateName": "web-"}});
+        generate_name(&mut obj);
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        assert!(name.starts_with("web-") && name.len() == 9);
+        let _ = find("", "v1", "pods");
+    }
+}

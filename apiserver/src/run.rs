@@ -1,0 +1,93 @@
+//! `rkube apiserver`: the data dir, PKI, kubeconfig, store and TLS listener put together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::pki::{ClusterPki, PkiError};
+use crate::serve::{self, ServeError};
+use crate::server::{self, ApiServer};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// etcd endpoints; empty for the embedded store.
+    pub etcd: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("pki: {0}")]
+    Pki(#[from] PkiError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("api: {0}")]
+    Api(#[from] ApiError),
+    #[error("serve: {0}")]
+    Serve(#[from] ServeError),
+}
+
+/// The namespaces kube-apiserver keeps in existence.
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+pub async fn open_store(options: &Options) -> Result<Arc<dyn Store>, RunError> {
+    // PENDING(store): redb / etcd at merge.
+    let _ = options;
+    Ok(Arc::new(crate::store::memory::MemoryStore::new()))
+}
+
+/// Creates the system namespaces that are missing.
+pub async fn ensure_system_namespaces(server: &ApiServer) -> Result<(), RunError> {
+    let namespaces = rkube_api::resources::find("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::Internal("namespaces are not registered".into()))?;
+    for name in SYSTEM_NAMESPACES {
+        let key = crate::objects::key(namespaces, None, name);
+        if server.store.get(&key).await?.is_some() {
+            continue;
+        }
+        let obj = json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": name,
+                "uid": uuid::Uuid::new_v4().to_string(),
+                "creationTimestamp": crate::objects::now_rfc3339(),
+                "labels": {"kubernetes.io/metadata.name": name},
+            },
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        });
+        match server.store.create(&key, crate::objects::encode(&obj)).await {
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Runs the API server until `shutdown` resolves.
+pub async fn run(
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), RunError> {
+    let hosts = vec![options.listen.ip().to_string()];
+    let pki = ClusterPki::ensure(&options.data_dir, &hosts)?;
+    let store = open_store(&options).await?;
+    let api = ApiServer::new(store).await?;
+    ensure_system_namespaces(&api).await?;
+    let listener = serve::bind(options.listen).await?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: options.listen,
+        source,
+    })?;
+    let kubeconfig = options.data_dir.join("kubeconfig");
+    crate::pki::write_private(&kubeconfig, &pki.admin_kubeconfig(&format!("https://{local}")))?;
+    tracing::info!(listen = %local, kubeconfig = %kubeconfig.display(), "api server is serving");
+    serve::serve(listener, serve::acceptor(&pki)?, server::router(api), shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! The API server as an axum `Router`: tests and in-process components call it directly,
+//! `serve` puts it behind TLS.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use tracing::Instrument;
+
+use crate::auth::User;
+use crate::cache::WatchCache;
+use crate::error::{ApiError, ApiResult};
+use crate::request::{Params, Target};
+use crate::store::Store;
+use crate::{discovery, handlers};
+
+/// How many recent events the watch cache keeps for watchers resuming from a revision.
+const WATCH_WINDOW: usize = 100_000;
+
+pub struct ApiServer {
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<WatchCache>,
+}
+
+impl ApiServer {
+    pub async fn new(store: Arc<dyn Store>) -> ApiResult<Arc<ApiServer>> {
+        let cache = WatchCache::start(Arc::clone(&store), WATCH_WINDOW).await?;
+        Ok(Arc::new(ApiServer { store, cache }))
+    }
+}
+
+/// Every route of the API server. Requests must carry an authenticated [`User`] extension
+/// (set by the TLS layer or by an in-process caller), except health and version.
+pub fn router(server: Arc<ApiServer>) -> Router {
+    Router::new()
+        .route("/version", get(discovery::version))
+        .route("/version/", get(discovery::version))
+        .route("/healthz", get(health))
+        .route("/livez", get(health))
+        .route("/readyz", get(health))
+        .route("/api", get(discovery::core_versions))
+        .route("/api/", get(discovery::core_versions))
+        .route("/apis", get(discovery::group_list))
+        .route("/apis/", get(discovery::group_list))
+        .route("/openapi/v3", get(discovery::openapi_index))
+        .route("/openapi/v3/{*path}", get(discovery::openapi_document))
+        .route("/api/{*rest}", any(core_request))
+        .route("/apis/{*rest}", any(group_request))
+        .fallback(|| async { ApiError::NoSuchRoute })
+        .layer(middleware::from_fn(authenticate))
+        .with_state(server)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/livez" | "/readyz" | "/version" | "/version/"
+    )
+}
+
+async fn authenticate(request: Request, next: Next) -> Response {
+    if !is_public(request.uri().path()) && request.extensions().get::<User>().is_none() {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(request).await
+}
+
+async fn core_request(
+    State(server): State<Arc<ApiServer>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let segments: Vec<&str> = uri.path().trim_start_matches("/api/").split('/').collect();
+    match segments.as_slice() {
+        ["v1"] | ["v1", ""] => discovery::resource_list("", "v1"),
+        ["v1", rest @ ..] => resource_request(&server, "", "v1", rest, method, &uri, headers, body).await,
+        _ => ApiError::NoSuchRoute.into_response(),
+    }
+}
+
+async fn group_request(
+    State(server): State<Arc<ApiServer>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let segments: Vec<&str> = uri.path().trim_start_matches("/apis/").split('/').collect();
+    match segments.as_slice() {
+        [group] | [group, ""] => discovery::group(group),
+        [group, version] | [group, version, ""] => discovery::resource_list(group, version),
+        [group, version, rest @ ..] => {
+            resource_request(&server, group, version, rest, method, &uri, headers, body).await
+        }
+        _ => ApiError::NoSuchRoute.into_response(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn resource_request(
+    server: &Arc<ApiServer>,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    method: Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(target) = Target::parse(group, version, rest) else {
+        return ApiError::NoSuchRoute.into_response();
+    };
+    let span = tracing::info_span!(
+        "request",
+        verb = %method,
+        resource = target.resource.plural,
+        namespace = target.namespace.as_deref().unwrap_or_default(),
+        name = target.name.as_deref().unwrap_or_default(),
+    );
+    let result = async {
+        let params = Params::from_query(uri.query())?;
+        handlers::handle(server, &method, &target, &params, &headers, body).await
+    }
+    .instrument(span)
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A 200/201 response is the default; this names the code where it matters.
+pub fn created_or_ok(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
