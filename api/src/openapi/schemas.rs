@@ -166,15 +166,15 @@ fn list_schema(item_schema: Option<&Value>, item: &str, gvk: &Gvk) -> Value {
             .cloned()
             .unwrap_or_else(|| json!({"type": "string"}))
     };
-    let plural_kind = item.rsplit('.').next().unwrap_or(item);
+    let item_kind = item.rsplit('.').next().unwrap_or(item);
     json!({
-        "description": format!("{} is a list of {plural_kind} objects.", gvk.kind),
+        "description": format!("{} is a list of {item_kind} objects.", gvk.kind),
         "type": "object",
         "required": ["items"],
         "properties": {
             "apiVersion": copied("apiVersion"),
             "items": {
-                "description": format!("List of {plural_kind} objects."),
+                "description": format!("List of {item_kind} objects."),
                 "type": "array",
                 "items": schema_ref(item),
             },
@@ -250,4 +250,51 @@ pub(super) fn add_scale(c: &mut Components) -> String {
 /// `v1 Binding`, the body of `pods/binding`.
 pub(super) fn add_binding(c: &mut Components) -> String {
     c.add_kind::<core::v1::Binding>(&Gvk::new("", "v1", "Binding"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_without_a_rust_type_get_an_open_tagged_schema() {
+        let widget = ResourceInfo {
+            group: "example.com",
+            version: "v1",
+            kind: "Widget",
+            plural: "widgets",
+            singular: "widget",
+            namespaced: true,
+            short_names: &[],
+            categories: &[],
+            subresources: &[],
+        };
+        let mut c = Components::new();
+        let name = c.add_resource(&widget);
+        let list = c.add_list(&widget, &name);
+        let schemas = c.finish();
+        assert_eq!(
+            schemas[&name]["x-kubernetes-group-version-kind"],
+            json!([{"group": "example.com", "version": "v1", "kind": "Widget"}])
+        );
+        assert_eq!(schemas[&name]["x-kubernetes-preserve-unknown-fields"], true);
+        assert_eq!(
+            schemas[&list]["properties"]["items"]["items"],
+            schema_ref(&name)
+        );
+    }
+
+    #[test]
+    fn described_refs_become_all_of() {
+        let mut c = Components::new();
+        let pod = c.add::<core::v1::Pod>();
+        let schemas = c.finish();
+        let spec = &schemas[&pod]["properties"]["spec"];
+        assert_eq!(
+            spec["allOf"],
+            json!([schema_ref("io.k8s.api.core.v1.PodSpec")])
+        );
+        assert!(spec.get("$ref").is_none());
+        assert!(spec["description"].is_string());
+    }
 }
