@@ -1,4 +1,5 @@
 //! Kubernetes API types support for rkube: the resource registry, validation, defaulting,
 //! patches, selectors and server-side tables. No I/O lives here.
 
+pub mod patch;
 pub mod resources;
