@@ -14,7 +14,7 @@ pub(super) enum Identity {
 }
 
 impl Identity {
-    fn of<'a>(self, item: &'a Value) -> Option<&'a Value> {
+    fn of(self, item: &Value) -> Option<&Value> {
         match self {
             Identity::Key(key) => item.get(key),
             Identity::Value => Some(item),
@@ -113,8 +113,9 @@ mod tests {
 
     #[test]
     fn orders() {
+        type Names = &'static [&'static str];
         // (merged, patch order, server order, expected)
-        let cases: &[(&[&str], &[&str], &[&str], &[&str])] = &[
+        let cases: &[(Names, Names, Names, Names)] = &[
             // New patch items go before server-only items the live list has no relation to.
             (&["a", "b", "c"], &["c"], &["a", "b"], &["c", "a", "b"]),
             // The patch order wins over the live order.

@@ -272,6 +272,21 @@ mod tests {
     }
 
     #[test]
+    fn each_type_has_one_row() {
+        for (i, (ty, _)) in TABLE.iter().enumerate() {
+            let rows = TABLE.iter().filter(|(t, _)| t == ty).count();
+            assert_eq!(rows, 1, "row {i}: {ty:?}");
+        }
+    }
+
+    #[test]
+    fn every_served_kind_has_a_root() {
+        for r in resources::RESOURCES {
+            assert!(root(&r.api_version(), r.kind).is_some(), "{}", r.kind);
+        }
+    }
+
+    #[test]
     fn roots_only_for_served_kinds() {
         assert_eq!(root("v1", "ConfigMap"), Some(PlainObject));
         assert_eq!(root("batch/v1", "CronJob"), Some(CronJob));

@@ -521,7 +521,8 @@ fn unknown_kinds_merge_maps_and_replace_lists() {
 #[test]
 fn bad_patches_are_errors() {
     let live = pod(json!({"containers": [{"name": "a"}], "securityContext": {"runAsUser": 1}}));
-    let cases: Vec<(&str, Value, fn(&PatchError) -> bool)> = vec![
+    type IsExpected = fn(&PatchError) -> bool;
+    let cases: Vec<(&str, Value, IsExpected)> = vec![
         ("patch not an object", json!([1]), |e| {
             matches!(e, PatchError::NotAnObject { what: "patch" })
         }),
@@ -644,4 +645,114 @@ fn bad_patches_are_errors() {
         apply_strategic_merge_patch(&json!("x"), &json!({}), "v1", "Pod"),
         Err(PatchError::NotAnObject { what: "document" })
     ));
+}
+
+#[test]
+fn every_workload_kind_shares_the_pod_template() {
+    let kinds = [
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "ReplicaSet"),
+        ("apps/v1", "DaemonSet"),
+        ("apps/v1", "StatefulSet"),
+        ("batch/v1", "Job"),
+    ];
+    for (api_version, kind) in kinds {
+        let live = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]},
+            {"name": "b", "image": "b:1"}
+        ]}}}});
+        let patch = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "a", "env": [{"name": "Y", "value": "2"}]}
+        ]}}}});
+        let want = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "a", "image": "a:1", "env": [{"name": "Y", "value": "2"}, {"name": "X", "value": "1"}]},
+            {"name": "b", "image": "b:1"}
+        ]}}}});
+        let got = apply_strategic_merge_patch(&live, &patch, api_version, kind);
+        assert_eq!(got.ok(), Some(want), "{kind}");
+    }
+}
+
+#[test]
+fn other_keyed_lists() {
+    run(vec![
+        Case {
+            name: "service account secrets merge by name",
+            api_version: "v1",
+            kind: "ServiceAccount",
+            live: json!({"secrets": [{"name": "t1"}]}),
+            patch: json!({"secrets": [{"name": "t1"}, {"name": "t2"}]}),
+            want: json!({"secrets": [{"name": "t1"}, {"name": "t2"}]}),
+        },
+        Case {
+            name: "ephemeral containers merge by name",
+            api_version: "v1",
+            kind: "Pod",
+            live: pod(json!({"ephemeralContainers": [{"name": "dbg", "image": "busybox"}]})),
+            patch: json!({"spec": {"ephemeralContainers": [{"name": "dbg", "stdin": true}]}}),
+            want: pod(
+                json!({"ephemeralContainers": [{"name": "dbg", "image": "busybox", "stdin": true}]}),
+            ),
+        },
+        Case {
+            name: "namespace status conditions merge by type",
+            api_version: "v1",
+            kind: "Namespace",
+            live: json!({"status": {"phase": "Terminating", "conditions": [{"type": "A", "status": "True"}]}}),
+            patch: json!({"status": {"conditions": [{"type": "A", "status": "False", "reason": "Done"}]}}),
+            want: json!({"status": {"phase": "Terminating", "conditions": [{"type": "A", "status": "False", "reason": "Done"}]}}),
+        },
+        Case {
+            name: "a merge key matches across integer and float spellings",
+            api_version: "v1",
+            kind: "Service",
+            live: json!({"spec": {"ports": [{"port": 80, "name": "http"}]}}),
+            patch: json!({"spec": {"ports": [{"port": 80.0, "targetPort": 8080}]}}),
+            // The patch's spelling of the key wins, as any patched scalar does.
+            want: json!({"spec": {"ports": [{"port": 80.0, "name": "http", "targetPort": 8080}]}}),
+        },
+        Case {
+            name: "$patch: replace wins over deletions in the same list",
+            api_version: "v1",
+            kind: "Pod",
+            live: pod(json!({"containers": [{"name": "a"}, {"name": "b"}]})),
+            patch: json!({"spec": {"containers": [
+                {"name": "a", "$patch": "delete"},
+                {"$patch": "replace"},
+                {"name": "b", "image": "b:2", "env": [{"name": "E", "value": null}]}
+            ]}}),
+            want: pod(
+                json!({"containers": [{"name": "b", "image": "b:2", "env": [{"name": "E"}]}]}),
+            ),
+        },
+        Case {
+            name: "kubectl edit: reorder env and change a value",
+            api_version: "v1",
+            kind: "Pod",
+            live: pod(json!({"containers": [{"name": "a", "env": [
+                {"name": "A", "value": "1"}, {"name": "B", "value": "2"}
+            ]}]})),
+            patch: json!({"spec": {
+                "$setElementOrder/containers": [{"name": "a"}],
+                "containers": [{
+                    "name": "a",
+                    "$setElementOrder/env": [{"name": "B"}, {"name": "A"}],
+                    "env": [{"name": "A", "value": "3"}]
+                }]
+            }}),
+            want: pod(json!({"containers": [{"name": "a", "env": [
+                {"name": "B", "value": "2"}, {"name": "A", "value": "3"}
+            ]}]})),
+        },
+    ]);
+}
+
+#[test]
+fn the_input_document_is_not_modified() {
+    let live = pod(json!({"containers": [{"name": "a"}]}));
+    let before = live.clone();
+    let patch = json!({"spec": {"containers": [{"name": "a", "$patch": "delete"}]}});
+    let got = apply_strategic_merge_patch(&live, &patch, "v1", "Pod").ok();
+    assert_eq!(got, Some(pod(json!({"containers": []}))));
+    assert_eq!(live, before);
 }
