@@ -2,4 +2,5 @@
 //! patches, selectors and server-side tables. No I/O lives here.
 
 pub mod openapi;
+pub mod patch;
 pub mod resources;
