@@ -79,6 +79,8 @@ impl ResourceInfo {
 
 use Subresource::*;
 
+// One positional row per resource keeps the table below readable as a table.
+#[allow(clippy::too_many_arguments)]
 const fn res(
     group: &'static str,
     kind: &'static str,

@@ -136,11 +136,21 @@ pub fn resource_list(group: &str, version: &str) -> Response {
 }
 
 pub async fn openapi_index() -> Response {
-    // PENDING(openapi): rkube_api::openapi::index at merge.
-    body::object_response(StatusCode::OK, &json!({"paths": {}}))
+    body::object_response(StatusCode::OK, &rkube_api::openapi::index())
 }
 
+/// A group-version document; its bytes never change for one build, so clients may cache it.
 pub async fn openapi_document(Path(path): Path<String>) -> Response {
-    let _ = path;
-    ApiError::NoSuchRoute.into_response()
+    match rkube_api::openapi::document(&path) {
+        Some(bytes) => {
+            let mut response = body::json_response(StatusCode::OK, bytes);
+            if let Some(hash) = rkube_api::openapi::document_hash(&path)
+                && let Ok(etag) = axum::http::HeaderValue::from_str(&format!("\"{hash}\""))
+            {
+                response.headers_mut().insert(axum::http::header::ETAG, etag);
+            }
+            response
+        }
+        None => ApiError::NoSuchRoute.into_response(),
+    }
 }
