@@ -60,7 +60,7 @@ enum Source {
     /// The first of `status.podIPs`, else `status.podIP`.
     PodIp,
     /// `source.component`, falling back to `reportingController` for events from the new API.
-    EventSource,
+    EventOrigin,
 }
 
 const COMMON_FIELDS: &[(&str, Source)] = &[
@@ -107,7 +107,7 @@ const EVENT_FIELDS: &[(&str, Source)] = &[
     ),
     ("reason", Source::Text("/reason")),
     ("reportingComponent", Source::Text("/reportingComponent")),
-    ("source", Source::EventSource),
+    ("source", Source::EventOrigin),
     ("type", Source::Text("/type")),
 ];
 
@@ -178,7 +178,7 @@ pub fn field_value(resource: &ResourceInfo, object: &Value, field: &str) -> Opti
             Some(ip) => ip.to_string(),
             None => text("/status/podIP"),
         },
-        Source::EventSource => match text("/source/component") {
+        Source::EventOrigin => match text("/source/component") {
             component if !component.is_empty() => component,
             _ => text("/reportingComponent"),
         },

@@ -4,3 +4,4 @@
 pub mod fields;
 pub mod resources;
 pub mod selector;
+pub mod table;
