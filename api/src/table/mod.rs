@@ -322,6 +322,17 @@ mod tests {
     }
 
     #[test]
+    fn finished_pod_rows_carry_completed_condition() {
+        let pods = find("", "v1", "pods").unwrap();
+        let done = json!({"metadata": {"name": "job-x"}, "status": {"phase": "Succeeded"}});
+        let running = json!({"metadata": {"name": "web"}, "status": {"phase": "Running"}});
+        let table = to_table(pods, &[done, running], IncludeObject::None, 0);
+        assert_eq!(table["rows"][0]["conditions"][0]["type"], "Completed");
+        assert!(table["rows"][1].get("conditions").is_none());
+        assert_eq!(table["columnDefinitions"].as_array().map(Vec::len), Some(9));
+    }
+
+    #[test]
     fn include_object_query_values() {
         assert_eq!(IncludeObject::from_query(None), Ok(IncludeObject::Metadata));
         assert_eq!(
