@@ -5,7 +5,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use rkube_api::resources::ResourceInfo;
+
 use crate::error::{ApiError, ApiResult};
+use crate::protobuf;
 
 /// Kubernetes refuses request bodies over 3 MiB.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -42,14 +45,21 @@ pub async fn read(body: Body) -> ApiResult<bytes::Bytes> {
         })
 }
 
-/// Decodes a create/update body (JSON or YAML) into an object.
-pub fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Value> {
+/// Decodes a create/update body (JSON, YAML or Kubernetes protobuf) into an object.
+pub fn decode_object(
+    resource: &ResourceInfo,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> ApiResult<Value> {
     let value = match content_type(headers).as_str() {
         "" | "application/json" | "*/*" => parse_json(bytes)?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_yaml(bytes)?,
+        t if protobuf::is_protobuf(t) => protobuf::decode(resource, bytes)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?,
         _ => {
             return Err(ApiError::UnsupportedMediaType {
-                accepted: "application/json, application/yaml".into(),
+                accepted: "application/json, application/yaml, application/vnd.kubernetes.protobuf"
+                    .into(),
             });
         }
     };
@@ -168,20 +178,24 @@ mod tests {
         assert!(wanted(&headers(header::ACCEPT, "application/vnd.kubernetes.protobuf")).is_err());
     }
 
+    fn pods() -> &'static ResourceInfo {
+        rkube_api::resources::find("", "v1", "pods").unwrap()
+    }
+
     #[test]
     fn decodes_yaml_and_refuses_garbage() {
         let h = headers(header::CONTENT_TYPE, "application/yaml");
-        let v = decode_object(&h, b"kind: Pod\nmetadata:\n  name: x\n").unwrap();
+        let v = decode_object(pods(), &h, b"kind: Pod\nmetadata:\n  name: x\n").unwrap();
         assert_eq!(v["metadata"]["name"], "x");
         assert!(matches!(
-            decode_object(&h, b"kind: [unclosed"),
+            decode_object(pods(), &h, b"kind: [unclosed"),
             Err(ApiError::BadRequest(_))
         ));
         let j = headers(header::CONTENT_TYPE, "application/json");
-        assert!(matches!(decode_object(&j, b"[1,2]"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(decode_object(pods(), &j, b"[1,2]"), Err(ApiError::BadRequest(_))));
         let bad = headers(header::CONTENT_TYPE, "text/html");
         assert!(matches!(
-            decode_object(&bad, b"{}"),
+            decode_object(pods(), &bad, b"{}"),
             Err(ApiError::UnsupportedMediaType { .. })
         ));
     }

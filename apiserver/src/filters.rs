@@ -1,31 +1,31 @@
 //! Label and field selectors of list, watch and deletecollection requests.
 
+use rkube_api::fields::FieldSelector;
 use rkube_api::resources::ResourceInfo;
+use rkube_api::selector::LabelSelector;
 use serde_json::Value;
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::request::Params;
 
 /// The selectors of one request, applied to objects in their JSON form.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    // PENDING(selector): replaced by rkube_api::selector at merge.
-    labels: Vec<(String, String)>,
-    fields: Vec<(String, String)>,
+    resource: &'static ResourceInfo,
+    labels: LabelSelector,
+    fields: FieldSelector,
 }
 
 impl Filter {
-    pub fn from_params(_resource: &'static ResourceInfo, params: &Params) -> ApiResult<Filter> {
-        let pairs = |s: Option<&str>| -> Vec<(String, String)> {
-            s.unwrap_or_default()
-                .split(',')
-                .filter_map(|p| p.split_once('='))
-                .map(|(k, v)| (k.trim_end_matches('=').to_string(), v.to_string()))
-                .collect()
-        };
+    pub fn from_params(resource: &'static ResourceInfo, params: &Params) -> ApiResult<Filter> {
+        let labels = LabelSelector::parse(params.get("labelSelector").unwrap_or_default())
+            .map_err(|e| ApiError::BadRequest(format!("unable to parse requirement: {e}")))?;
+        let fields = FieldSelector::parse_for(resource, params.get("fieldSelector").unwrap_or_default())
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         Ok(Filter {
-            labels: pairs(params.get("labelSelector")),
-            fields: pairs(params.get("fieldSelector")),
+            resource,
+            labels,
+            fields,
         })
     }
 
@@ -34,13 +34,6 @@ impl Filter {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        let labels_ok = self.labels.iter().all(|(k, v)| {
-            obj.pointer(&format!("/metadata/labels/{k}")).and_then(Value::as_str) == Some(v)
-        });
-        let fields_ok = self.fields.iter().all(|(k, v)| {
-            let path = format!("/{}", k.replace('.', "/"));
-            obj.pointer(&path).and_then(Value::as_str).unwrap_or_default() == v
-        });
-        labels_ok && fields_ok
+        self.labels.matches_object(obj) && self.fields.matches(self.resource, obj)
     }
 }

@@ -22,3 +22,4 @@ pub mod write;
 pub mod pki;
 pub mod serve;
 pub mod run;
+pub mod protobuf;

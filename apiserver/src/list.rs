@@ -8,6 +8,7 @@ use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rkube_api::resources::ResourceInfo;
+use rkube_api::table::{IncludeObject, to_table};
 use serde_json::{Value, json};
 
 use crate::body::{self, Wanted};
@@ -180,32 +181,14 @@ async fn snapshot_at(
 
 /// A server-side Table of objects, honouring `includeObject`.
 pub fn table(resource: &ResourceInfo, params: &Params, objects: &[Value]) -> ApiResult<Value> {
-    // PENDING(tables): rkube_api::table::to_table at merge.
-    let include = params.get("includeObject").unwrap_or("Metadata");
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            let object = match include {
-                "None" => Value::Null,
-                "Object" => o.clone(),
-                _ => json!({
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": o.get("metadata").cloned().unwrap_or_default(),
-                }),
-            };
-            json!({"cells": [objects::name(o), "<unknown>"], "object": object})
-        })
-        .collect();
-    let _ = resource;
-    Ok(json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": {},
-        "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0},
-            {"name": "Age", "type": "string", "format": "", "description": "", "priority": 0},
-        ],
-        "rows": rows,
-    }))
+    let include = IncludeObject::from_query(params.get("includeObject"))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(to_table(resource, objects, include, unix_now()))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64
 }

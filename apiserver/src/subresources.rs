@@ -62,7 +62,7 @@ pub async fn update_scale(
     let (kind, input) = if is_patch {
         body::decode_patch(headers, bytes)?
     } else {
-        (PatchKind::Merge, body::decode_object(headers, bytes)?)
+        (PatchKind::Merge, body::decode_object(target.resource, headers, bytes)?)
     };
     let precondition = input
         .pointer("/metadata/resourceVersion")
@@ -110,7 +110,7 @@ pub async fn bind(
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> ApiResult<Response> {
-    let binding = body::decode_object(headers, bytes)?;
+    let binding = body::decode_object(target.resource, headers, bytes)?;
     let node = binding
         .pointer("/target/name")
         .and_then(Value::as_str)

@@ -29,7 +29,7 @@ pub async fn create(
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> ApiResult<Response> {
-    let mut obj = body::decode_object(headers, bytes)?;
+    let mut obj = body::decode_object(target.resource, headers, bytes)?;
     let mode = FieldValidation::from_params(params)?;
     let warnings = admission::check_fields(target.resource, &obj, mode)?;
     let created = create_object(server, target, params, &mut obj, None).await?;
@@ -98,7 +98,7 @@ pub async fn update(
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> ApiResult<Response> {
-    let mut body_obj = body::decode_object(headers, bytes)?;
+    let mut body_obj = body::decode_object(target.resource, headers, bytes)?;
     let mode = FieldValidation::from_params(params)?;
     let warnings = admission::check_fields(target.resource, &body_obj, mode)?;
     admission::check_identity(target, &mut body_obj)?;
