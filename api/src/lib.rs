@@ -2,3 +2,4 @@
 //! patches, selectors and server-side tables. No I/O lives here.
 
 pub mod resources;
+pub mod validation;
