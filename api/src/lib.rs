@@ -1,5 +1,6 @@
 //! Kubernetes API types support for rkube: the resource registry, validation, defaulting,
 //! patches, selectors and server-side tables. No I/O lives here.
 
+pub mod defaults;
 pub mod resources;
 pub mod validation;

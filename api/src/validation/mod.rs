@@ -54,3 +54,145 @@ pub fn validate(resource: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Ve
     }
     c.into_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::defaults::apply_defaults;
+    use crate::resources::{RESOURCES, find};
+    use serde_json::json;
+
+    fn defaulted_causes(group: &str, plural: &str, mut obj: Value) -> Vec<FieldCause> {
+        let resource = find(group, "v1", plural).unwrap();
+        apply_defaults(resource, &mut obj);
+        assert_eq!(decode_strict(resource, &obj).unwrap(), Vec::<String>::new());
+        validate(resource, &obj, None)
+    }
+
+    fn containers() -> Value {
+        json!([{"name": "app", "image": "nginx"}])
+    }
+
+    #[test]
+    fn defaulted_minimal_objects_are_valid() {
+        let meta = json!({"name": "x", "namespace": "d", "uid": "u-1"});
+        let template = json!({"metadata": {"labels": {"app": "x"}},
+                              "spec": {"containers": containers()}});
+        let selector = json!({"matchLabels": {"app": "x"}});
+        let cases = [
+            (
+                "",
+                "pods",
+                json!({"metadata": meta, "spec": {"containers": containers()}}),
+            ),
+            (
+                "apps",
+                "deployments",
+                json!({"metadata": meta, "spec": {"selector": selector, "template": template}}),
+            ),
+            (
+                "apps",
+                "replicasets",
+                json!({"metadata": meta, "spec": {"selector": selector, "template": template}}),
+            ),
+            (
+                "apps",
+                "statefulsets",
+                json!({"metadata": meta, "spec": {"selector": selector, "template": template}}),
+            ),
+            (
+                "apps",
+                "daemonsets",
+                json!({"metadata": meta, "spec": {"selector": selector, "template": template}}),
+            ),
+            (
+                "batch",
+                "jobs",
+                json!({"metadata": meta, "spec": {"template": {"spec":
+                {"containers": containers(), "restartPolicy": "OnFailure"}}}}),
+            ),
+            (
+                "batch",
+                "cronjobs",
+                json!({"metadata": meta, "spec": {"schedule": "*/5 * * * *",
+                "jobTemplate": {"spec": {"template": {"spec":
+                    {"containers": containers(), "restartPolicy": "Never"}}}}}}),
+            ),
+            (
+                "",
+                "services",
+                json!({"metadata": meta, "spec": {"ports": [{"port": 80}]}}),
+            ),
+            (
+                "",
+                "configmaps",
+                json!({"metadata": meta, "data": {"k": "v"}}),
+            ),
+            (
+                "",
+                "secrets",
+                json!({"metadata": meta, "stringData": {"k": "v"}}),
+            ),
+            ("", "namespaces", json!({"metadata": {"name": "dev"}})),
+            ("", "nodes", json!({"metadata": {"name": "node-1"}})),
+            (
+                "node.k8s.io",
+                "runtimeclasses",
+                json!({"metadata": {"name": "runc"}, "handler": "runc"}),
+            ),
+            (
+                "coordination.k8s.io",
+                "leases",
+                json!({"metadata": meta, "spec": {"leaseDurationSeconds": 15}}),
+            ),
+            (
+                "discovery.k8s.io",
+                "endpointslices",
+                json!({"metadata": meta, "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.0.0.1"]}], "ports": [{"port": 80}]}),
+            ),
+        ];
+        for (group, plural, obj) in cases {
+            assert_eq!(defaulted_causes(group, plural, obj), [], "{plural}");
+        }
+    }
+
+    #[test]
+    fn invalid_name_reads_like_kubernetes() {
+        let pods = find("", "v1", "pods").unwrap();
+        let pod = json!({"metadata": {"name": "Foo_bar", "namespace": "d"},
+            "spec": {"containers": [{"name": "a"}]}});
+        let causes = validate(pods, &pod, None);
+        assert_eq!(
+            summary(pods, "Foo_bar", &causes),
+            r#"Pod "Foo_bar" is invalid: [metadata.name: Invalid value: "Foo_bar": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*'), spec.containers[0].image: Required value]"#
+        );
+        assert_eq!(causes[0].reason.as_str(), "FieldValueInvalid");
+    }
+
+    #[test]
+    fn updates_check_metadata_and_kind_rules() {
+        let pods = find("", "v1", "pods").unwrap();
+        let old = json!({"metadata": {"name": "p", "namespace": "d", "uid": "1"},
+            "spec": {"containers": containers()}});
+        let mut renamed = old.clone();
+        renamed["metadata"]["name"] = json!("q");
+        renamed["spec"]["containers"][0]["name"] = json!("other");
+        let fields: Vec<String> = validate(pods, &renamed, Some(&old))
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, ["metadata.name", "spec"]);
+    }
+
+    #[test]
+    fn every_served_kind_decodes() {
+        for resource in RESOURCES {
+            assert!(
+                decode_strict(resource, &json!({})).is_ok(),
+                "{}",
+                resource.kind
+            );
+        }
+    }
+}

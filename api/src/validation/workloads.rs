@@ -440,3 +440,243 @@ pub(crate) fn validate_cronjob(obj: &Value, c: &mut Causes) {
     super::labels::validate_labels(meta.get("labels"), &at(job_path, "metadata.labels"), c);
     validate_job_spec(field(job_template, "spec"), &at(job_path, "spec"), c);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    type Check = fn(&Value, Option<&Value>, &mut Causes);
+    type Case = (Check, Value, Vec<(&'static str, &'static str)>);
+
+    fn fields(check: Check, obj: &Value, old: Option<&Value>) -> Vec<(String, &'static str)> {
+        let mut c = Causes::default();
+        check(obj, old, &mut c);
+        c.into_vec()
+            .into_iter()
+            .map(|e| (e.field, e.reason.as_str()))
+            .collect()
+    }
+
+    fn template(labels: Value, restart: &str) -> Value {
+        json!({"metadata": {"labels": labels},
+               "spec": {"containers": [{"name": "c", "image": "i"}], "restartPolicy": restart}})
+    }
+
+    fn workload(spec: Value) -> Value {
+        json!({"metadata": {"name": "w", "namespace": "d"}, "spec": spec})
+    }
+
+    fn cronjob(obj: &Value, _old: Option<&Value>, c: &mut Causes) {
+        validate_cronjob(obj, c)
+    }
+
+    #[test]
+    fn invalid_workloads_report_exact_causes() {
+        let sel = json!({"matchLabels": {"app": "web"}});
+        let good = template(json!({"app": "web"}), "Always");
+        let job_template = template(json!({"app": "web"}), "Never");
+        let cases: Vec<Case> = vec![
+            (
+                validate_deployment,
+                json!({"selector": sel, "template": good}),
+                vec![],
+            ),
+            (
+                validate_deployment,
+                json!({"template": good, "replicas": -1}),
+                vec![
+                    ("spec.replicas", "FieldValueInvalid"),
+                    ("spec.selector", "FieldValueRequired"),
+                ],
+            ),
+            (
+                validate_deployment,
+                json!({"selector": {"matchLabels": {"app": "db"}}, "template": good}),
+                vec![("spec.template.metadata.labels", "FieldValueInvalid")],
+            ),
+            (
+                validate_deployment,
+                json!({"selector": {}, "template": good}),
+                vec![("spec.selector", "FieldValueInvalid")],
+            ),
+            (
+                validate_deployment,
+                json!({"selector": sel, "template": template(json!({"app": "web"}), "Never")}),
+                vec![("spec.template.spec.restartPolicy", "FieldValueNotSupported")],
+            ),
+            (
+                validate_deployment,
+                json!({"selector": sel, "template": good,
+                       "strategy": {"type": "RollingUpdate",
+                                    "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "0%"}}}),
+                vec![(
+                    "spec.strategy.rollingUpdate.maxUnavailable",
+                    "FieldValueInvalid",
+                )],
+            ),
+            (
+                validate_deployment,
+                json!({"selector": sel, "template": good,
+                       "strategy": {"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}}),
+                vec![("spec.strategy.rollingUpdate", "FieldValueForbidden")],
+            ),
+            (
+                validate_deployment,
+                json!({"selector": sel, "template": good, "strategy": {"type": "Blue"},
+                       "minReadySeconds": 10, "progressDeadlineSeconds": 5}),
+                vec![
+                    ("spec.strategy.type", "FieldValueNotSupported"),
+                    ("spec.progressDeadlineSeconds", "FieldValueInvalid"),
+                ],
+            ),
+            (
+                validate_deployment,
+                json!({"selector": sel, "template": good,
+                       "strategy": {"rollingUpdate": {"maxUnavailable": "120%", "maxSurge": "x"}}}),
+                vec![
+                    (
+                        "spec.strategy.rollingUpdate.maxUnavailable",
+                        "FieldValueInvalid",
+                    ),
+                    ("spec.strategy.rollingUpdate.maxSurge", "FieldValueInvalid"),
+                ],
+            ),
+            (
+                validate_replicaset,
+                json!({"selector": sel, "template": {"metadata": {"labels": {"app": "web"}},
+                       "spec": {"containers": [], "activeDeadlineSeconds": 5}}}),
+                vec![
+                    ("spec.template.spec.containers", "FieldValueRequired"),
+                    (
+                        "spec.template.spec.activeDeadlineSeconds",
+                        "FieldValueForbidden",
+                    ),
+                ],
+            ),
+            (
+                validate_statefulset,
+                json!({"selector": sel, "template": good, "podManagementPolicy": "Random",
+                       "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": -1}}}),
+                vec![
+                    ("spec.podManagementPolicy", "FieldValueNotSupported"),
+                    (
+                        "spec.updateStrategy.rollingUpdate.partition",
+                        "FieldValueInvalid",
+                    ),
+                ],
+            ),
+            (
+                validate_daemonset,
+                json!({"selector": sel, "template": good,
+                       "updateStrategy": {"type": "RollingUpdate",
+                                          "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1}}}),
+                vec![(
+                    "spec.updateStrategy.rollingUpdate.maxSurge",
+                    "FieldValueInvalid",
+                )],
+            ),
+            (validate_job, json!({"template": job_template}), vec![]),
+            (
+                validate_job,
+                json!({"template": template(json!({}), "Always"), "parallelism": -1,
+                       "completions": -2, "completionMode": "Indexed"}),
+                vec![
+                    ("spec.parallelism", "FieldValueInvalid"),
+                    ("spec.completions", "FieldValueInvalid"),
+                    ("spec.template.spec.restartPolicy", "FieldValueNotSupported"),
+                ],
+            ),
+            (
+                validate_job,
+                json!({"manualSelector": true, "completionMode": "Indexed",
+                       "template": job_template}),
+                vec![
+                    ("spec.selector", "FieldValueRequired"),
+                    ("spec.completions", "FieldValueRequired"),
+                ],
+            ),
+            (
+                cronjob,
+                json!({"schedule": "61 * * * *", "concurrencyPolicy": "Sometimes",
+                       "jobTemplate": {"spec": {"template": job_template}}}),
+                vec![
+                    ("spec.schedule", "FieldValueInvalid"),
+                    ("spec.concurrencyPolicy", "FieldValueNotSupported"),
+                ],
+            ),
+            (
+                cronjob,
+                json!({"jobTemplate": {"spec": {"template": template(json!({}), "Always")}}}),
+                vec![
+                    ("spec.schedule", "FieldValueRequired"),
+                    (
+                        "spec.jobTemplate.spec.template.spec.restartPolicy",
+                        "FieldValueNotSupported",
+                    ),
+                ],
+            ),
+        ];
+        for (check, spec, expected) in cases {
+            let got = fields(check, &workload(spec.clone()), None);
+            let want: Vec<(String, &str)> = expected
+                .into_iter()
+                .map(|(f, r)| (f.to_string(), r))
+                .collect();
+            assert_eq!(got, want, "spec: {spec}");
+        }
+    }
+
+    #[test]
+    fn selector_mismatch_message() {
+        let obj = workload(json!({"selector": {"matchLabels": {"app": "db"}},
+            "template": template(json!({"app": "web"}), "Always")}));
+        let mut c = Causes::default();
+        validate_deployment(&obj, None, &mut c);
+        assert_eq!(
+            c.into_vec()[0].message,
+            r#"Invalid value: map[string]string{"app":"web"}: `selector` does not match template `labels`"#
+        );
+    }
+
+    #[test]
+    fn updates_keep_selectors_and_job_templates() {
+        let sel = json!({"matchLabels": {"app": "web"}});
+        let wide = json!({"matchLabels": {}, "matchExpressions": [
+            {"key": "app", "operator": "Exists"}]});
+        let old = workload(
+            json!({"selector": sel, "template": template(json!({"app": "web"}), "Always")}),
+        );
+        let scaled = workload(json!({"selector": sel, "replicas": 5,
+            "template": template(json!({"app": "web", "v": "2"}), "Always")}));
+        let reselected = workload(json!({"selector": wide,
+            "template": template(json!({"app": "web"}), "Always")}));
+        for check in [
+            validate_deployment as Check,
+            validate_replicaset,
+            validate_daemonset,
+        ] {
+            assert_eq!(fields(check, &scaled, Some(&old)), []);
+            assert_eq!(
+                fields(check, &reselected, Some(&old)),
+                [("spec.selector".to_string(), "FieldValueInvalid")]
+            );
+        }
+        let sts_changed = workload(json!({"selector": sel, "serviceName": "other",
+            "template": template(json!({"app": "web"}), "Always")}));
+        assert_eq!(
+            fields(validate_statefulset, &sts_changed, Some(&old)),
+            [("spec".to_string(), "FieldValueForbidden")]
+        );
+        assert_eq!(fields(validate_statefulset, &scaled, Some(&old)), []);
+        let job = workload(
+            json!({"selector": sel, "template": template(json!({"app": "web"}), "Never")}),
+        );
+        let job_changed = workload(json!({"selector": sel, "parallelism": 4,
+            "template": template(json!({"app": "web", "x": "y"}), "Never")}));
+        assert_eq!(
+            fields(validate_job, &job_changed, Some(&job)),
+            [("spec.template".to_string(), "FieldValueInvalid")]
+        );
+    }
+}
