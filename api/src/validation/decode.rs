@@ -10,8 +10,9 @@ use crate::resources::ResourceInfo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    /// The body does not fit the kind's schema, e.g. a string where an integer belongs.
-    #[error("{path}: {message}")]
+    /// The body does not fit the kind's schema, e.g. a string where an integer belongs;
+    /// `path` is empty for the object itself.
+    #[error("{}{message}", if path.is_empty() { String::new() } else { format!("{path}: ") })]
     Type { path: String, message: String },
     #[error("no type is known for kind {kind}")]
     UnknownKind { kind: String },
@@ -51,9 +52,13 @@ fn unknown_fields<T: DeserializeOwned + Serialize>(
     resource: &ResourceInfo,
     obj: &Value,
 ) -> Result<Vec<String>, DecodeError> {
-    let typed: T = serde_path_to_error::deserialize(obj).map_err(|err| DecodeError::Type {
-        path: err.path().to_string(),
-        message: err.inner().to_string(),
+    let typed: T = serde_path_to_error::deserialize(obj).map_err(|err| {
+        let path = err.path().to_string();
+        DecodeError::Type {
+            // serde_path_to_error renders the root as `.`.
+            path: if path == "." { String::new() } else { path },
+            message: err.inner().to_string(),
+        }
     })?;
     let known = serde_json::to_value(&typed).map_err(|err| DecodeError::Encode {
         kind: resource.kind.to_string(),
