@@ -2,6 +2,7 @@
 //! defaulting, server-set metadata and validation.
 
 use rkube_api::resources::ResourceInfo;
+use rkube_api::{defaults, validation};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult, Cause};
@@ -93,18 +94,34 @@ pub fn check_identity(target: &Target, obj: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// Applies the request's field validation; returns the warnings to send back.
+/// Decodes the object into its typed form (a type error is a 400 whatever the mode) and
+/// applies the request's field validation to unknown fields; returns the warnings to send.
 pub fn check_fields(
     resource: &ResourceInfo,
     obj: &Value,
     mode: FieldValidation,
 ) -> ApiResult<Vec<String>> {
-    if mode == FieldValidation::Ignore {
-        return Ok(Vec::new());
+    let unknown = validation::decode_strict(resource, obj).map_err(|err| {
+        ApiError::BadRequest(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {err}",
+            resource.kind,
+            resource.version,
+            resource.kind
+        ))
+    })?;
+    let messages: Vec<String> = unknown
+        .iter()
+        .map(|field| format!("unknown field \"{field}\""))
+        .collect();
+    match mode {
+        _ if messages.is_empty() => Ok(Vec::new()),
+        FieldValidation::Strict => Err(ApiError::BadRequest(format!(
+            "strict decoding error: {}",
+            messages.join(", ")
+        ))),
+        FieldValidation::Warn => Ok(messages),
+        FieldValidation::Ignore => Ok(Vec::new()),
     }
-    // PENDING(validation): unknown-field detection from rkube_api::validation.
-    let _ = (resource, obj);
-    Ok(Vec::new())
 }
 
 /// Defaults and then validates an object; `old` is the stored object on updates.
@@ -113,25 +130,23 @@ pub fn default_and_validate(
     obj: &mut Value,
     old: Option<&Value>,
 ) -> ApiResult<()> {
-    // PENDING(validation): rkube_api::defaults + rkube_api::validation.
-    let mut causes = Vec::new();
-    let name = objects::name(obj).to_string();
-    if name.is_empty() {
-        causes.push(Cause {
-            reason: "FieldValueRequired".into(),
-            field: "metadata.name".into(),
-            message: "Required value: name or generateName is required".into(),
-        });
-    }
-    let _ = old;
+    defaults::apply_defaults(resource, obj);
+    let causes = validation::validate(resource, obj, old);
     if causes.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid {
-            target: crate::error::Target::new(resource, &name),
-            causes,
-        })
+        return Ok(());
     }
+    let name = objects::name(obj).to_string();
+    Err(ApiError::Invalid {
+        target: crate::error::Target::new(resource, &name),
+        causes: causes
+            .into_iter()
+            .map(|c| Cause {
+                reason: c.reason.as_str().to_string(),
+                field: c.field,
+                message: c.message,
+            })
+            .collect(),
+    })
 }
 
 /// Fills a `generateName`d object's name: the prefix and five random characters, like
@@ -158,8 +173,21 @@ pub fn generate_name(obj: &mut Value) {
     meta.insert("name".into(), Value::String(name));
 }
 
-/// Sets what the server owns on a new object: uid, creation time, generation.
-pub fn stamp_new(obj: &mut Value) {
+/// Sets what the server owns on a new object: uid, creation time, generation, and for pods
+/// the initial status, as kube-apiserver's pod strategy does.
+pub fn stamp_new(resource: &ResourceInfo, obj: &mut Value) {
+    // Status is the controllers' to write; nodes and namespaces report their own on create.
+    let keeps_status = matches!(resource.kind, "Node" | "Namespace");
+    if resource.has_subresource(rkube_api::resources::Subresource::Status)
+        && !keeps_status
+        && let Some(map) = obj.as_object_mut()
+    {
+        map.remove("status");
+    }
+    if resource.kind == "Pod" && resource.group.is_empty() {
+        let qos = qos_class(obj);
+        obj["status"] = serde_json::json!({"phase": "Pending", "qosClass": qos});
+    }
     let meta = meta_mut(obj);
     for server_owned in [
         "resourceVersion",
@@ -175,6 +203,38 @@ pub fn stamp_new(obj: &mut Value) {
         Value::String(objects::now_rfc3339()),
     );
     meta.insert("generation".into(), Value::from(1));
+}
+
+/// The pod QoS class from its containers' requests and limits: Guaranteed when every
+/// container limits cpu and memory with requests equal to limits, BestEffort when none sets
+/// anything, else Burstable.
+fn qos_class(pod: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|f| pod.pointer(&format!("/spec/{f}")).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let resources = |c: &Value, kind: &str, name: &str| {
+        c.pointer(&format!("/resources/{kind}/{name}")).cloned()
+    };
+    let any_set = containers.iter().any(|c| {
+        ["requests", "limits"].iter().any(|k| {
+            c.pointer(&format!("/resources/{k}"))
+                .and_then(Value::as_object)
+                .is_some_and(|m| !m.is_empty())
+        })
+    });
+    if !any_set {
+        return "BestEffort";
+    }
+    let guaranteed = containers.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| {
+            let limit = resources(c, "limits", r);
+            let request = resources(c, "requests", r).or_else(|| limit.clone());
+            limit.is_some() && request == limit
+        })
+    });
+    if guaranteed { "Guaranteed" } else { "Burstable" }
 }
 
 /// Carries the server-owned metadata of `old` onto an update and bumps `generation` when

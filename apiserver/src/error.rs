@@ -35,6 +35,15 @@ impl Target {
         }
     }
 
+    /// `Pod` or `Deployment.apps`, as Invalid messages name kinds.
+    fn qualified_kind(&self) -> String {
+        if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
+    }
+
     /// `pods "x"` or `deployments.apps "x"`, the way Kubernetes names objects in messages.
     fn qualified(&self) -> String {
         if self.group.is_empty() {
@@ -58,7 +67,7 @@ pub enum ApiError {
     Conflict(Target),
     #[error("Operation cannot be fulfilled on {}: {message}", .target.qualified())]
     ConflictWith { target: Target, message: String },
-    #[error("{kind} \"{name}\" is invalid: {summary}", kind = .target.kind, name = .target.name, summary = summarize(.causes))]
+    #[error("{kind} \"{name}\" is invalid: {summary}", kind = .target.qualified_kind(), name = .target.name, summary = summarize(.causes))]
     Invalid { target: Target, causes: Vec<Cause> },
     #[error("{0}")]
     BadRequest(String),

@@ -1,22 +1,29 @@
 //! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`), decoded to JSON.
 //!
 //! client-go's typed clients (and so `kubectl create configmap …`) send built-in objects as
-//! protobuf and never fall back to JSON, so the server must read them. The message schemas
-//! come from the descriptors that k8s-rs-pb embeds; Kubernetes names proto fields by their
-//! JSON names, so a reflective walk yields the JSON form, with the few special types
-//! (Quantity, IntOrString, Time, RawExtension…) mapped as their JSON marshallers do.
+//! protobuf and never fall back to JSON, so the server must read them. k8s-rs-pb's generated
+//! messages parse the wire format and serialize with serde under the JSON field names; the
+//! few places where that serde form differs from Kubernetes JSON are normalized here.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use k8s_rs_pb::api;
 use k8s_rs_pb::apimachinery::pkg::runtime::Unknown;
 use protobuf::Message;
-use protobuf::MessageDyn;
-use protobuf::reflect::{FileDescriptor, MessageDescriptor, ReflectValueRef, RuntimeFieldType};
 use rkube_api::resources::ResourceInfo;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// Every Kubernetes protobuf body starts with these four bytes.
 const MAGIC: &[u8] = b"k8s\0";
+
+/// Fields Kubernetes embeds inline in JSON but as a nested message in protobuf.
+const INLINE: &[&str] = &[
+    "volumeSource",
+    "handler",
+    "ephemeralContainerCommon",
+    "persistentVolumeSource",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProtobufError {
@@ -24,7 +31,7 @@ pub enum ProtobufError {
     NoMagic,
     #[error("decoding the protobuf envelope: {0}")]
     Envelope(protobuf::Error),
-    #[error("no protobuf schema for {api_version} {kind}")]
+    #[error("no protobuf decoding for {api_version} {kind}")]
     UnknownKind { api_version: String, kind: String },
     #[error("decoding {kind} from protobuf: {source}")]
     Message {
@@ -32,195 +39,12 @@ pub enum ProtobufError {
         #[source]
         source: protobuf::Error,
     },
-    #[error("field {field} holds invalid JSON")]
-    RawJson { field: String },
-}
-
-/// The proto file holding a group-version's types.
-fn file_for(api_version: &str) -> Option<&'static FileDescriptor> {
-    use k8s_rs_pb::api;
-    Some(match api_version {
-        "v1" => api::core::v1::file_descriptor(),
-        "apps/v1" => api::apps::v1::file_descriptor(),
-        "batch/v1" => api::batch::v1::file_descriptor(),
-        "node.k8s.io/v1" => api::node::v1::file_descriptor(),
-        "coordination.k8s.io/v1" => api::coordination::v1::file_descriptor(),
-        "discovery.k8s.io/v1" => api::discovery::v1::file_descriptor(),
-        "autoscaling/v1" => api::autoscaling::v1::file_descriptor(),
-        _ => return None,
-    })
-}
-
-/// Decodes a protobuf body into the object's JSON form; the envelope names its type (a
-/// subresource body such as a Scale or Binding is not the resource's kind), `resource`
-/// only when it does not.
-pub fn decode(resource: &ResourceInfo, bytes: &[u8]) -> Result<Value, ProtobufError> {
-    let body = bytes.strip_prefix(MAGIC).ok_or(ProtobufError::NoMagic)?;
-    let envelope = Unknown::parse_from_bytes(body).map_err(ProtobufError::Envelope)?;
-    let api_version = envelope.typeMeta.apiVersion.clone().unwrap_or_default();
-    let kind = envelope.typeMeta.kind.clone().unwrap_or_default();
-    let (api_version, kind) = if kind.is_empty() {
-        (resource.api_version(), resource.kind.to_string())
-    } else {
-        (api_version, kind)
-    };
-    let descriptor = file_for(&api_version)
-        .and_then(|f| f.message_by_package_relative_name(&kind))
-        .ok_or_else(|| ProtobufError::UnknownKind {
-            api_version: api_version.clone(),
-            kind: kind.clone(),
-        })?;
-    let raw = envelope.raw.unwrap_or_default();
-    let message = descriptor
-        .parse_from_bytes(&raw)
-        .map_err(|source| ProtobufError::Message {
-            kind: kind.clone(),
-            source,
-        })?;
-    let mut object = message_to_json(&*message)?;
-    if let Value::Object(map) = &mut object {
-        map.insert("apiVersion".into(), Value::String(api_version));
-        map.insert("kind".into(), Value::String(kind));
-    }
-    Ok(object)
-}
-
-fn message_to_json(message: &dyn MessageDyn) -> Result<Value, ProtobufError> {
-    let descriptor = message.descriptor_dyn();
-    if let Some(special) = special_to_json(&descriptor, message)? {
-        return Ok(special);
-    }
-    let mut out = Map::new();
-    for field in descriptor.fields() {
-        let name = field.name().to_string();
-        let value = match field.runtime_field_type() {
-            RuntimeFieldType::Singular(_) => match field.get_singular(message) {
-                Some(v) => value_to_json(v, &name)?,
-                None => continue,
-            },
-            RuntimeFieldType::Repeated(_) => {
-                let list = field.get_repeated(message);
-                if list.is_empty() {
-                    continue;
-                }
-                let items = list
-                    .into_iter()
-                    .map(|v| value_to_json(v, &name))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Value::Array(items)
-            }
-            RuntimeFieldType::Map(_, _) => {
-                let map = field.get_map(message);
-                if map.is_empty() {
-                    continue;
-                }
-                let mut entries = Map::new();
-                for (k, v) in &map {
-                    let key = match k {
-                        ReflectValueRef::String(s) => s.to_string(),
-                        other => scalar_key(&other),
-                    };
-                    entries.insert(key, value_to_json(v, &name)?);
-                }
-                Value::Object(entries)
-            }
-        };
-        out.insert(name, value);
-    }
-    Ok(Value::Object(out))
-}
-
-fn scalar_key(value: &ReflectValueRef) -> String {
-    match value {
-        ReflectValueRef::I32(n) => n.to_string(),
-        ReflectValueRef::I64(n) => n.to_string(),
-        ReflectValueRef::U32(n) => n.to_string(),
-        ReflectValueRef::U64(n) => n.to_string(),
-        ReflectValueRef::Bool(b) => b.to_string(),
-        _ => String::new(),
-    }
-}
-
-fn value_to_json(value: ReflectValueRef, field: &str) -> Result<Value, ProtobufError> {
-    Ok(match value {
-        ReflectValueRef::U32(n) => Value::from(n),
-        ReflectValueRef::U64(n) => Value::from(n),
-        ReflectValueRef::I32(n) => Value::from(n),
-        ReflectValueRef::I64(n) => Value::from(n),
-        ReflectValueRef::F32(n) => Value::from(f64::from(n)),
-        ReflectValueRef::F64(n) => Value::from(n),
-        ReflectValueRef::Bool(b) => Value::Bool(b),
-        ReflectValueRef::String(s) => Value::String(s.to_string()),
-        ReflectValueRef::Bytes(b) => Value::String(STANDARD.encode(b)),
-        ReflectValueRef::Enum(_, n) => Value::from(n),
-        ReflectValueRef::Message(m) => message_to_json(&*m).map_err(|e| match e {
-            ProtobufError::RawJson { field: inner } => ProtobufError::RawJson {
-                field: format!("{field}.{inner}"),
-            },
-            other => other,
-        })?,
-    })
-}
-
-fn string_field(descriptor: &MessageDescriptor, message: &dyn MessageDyn, name: &str) -> Option<String> {
-    match descriptor.field_by_name(name)?.get_singular(message)? {
-        ReflectValueRef::String(s) => Some(s.to_string()),
-        _ => None,
-    }
-}
-
-fn int_field(descriptor: &MessageDescriptor, message: &dyn MessageDyn, name: &str) -> Option<i64> {
-    match descriptor.field_by_name(name)?.get_singular(message)? {
-        ReflectValueRef::I64(n) => Some(n),
-        ReflectValueRef::I32(n) => Some(i64::from(n)),
-        _ => None,
-    }
-}
-
-fn bytes_field(descriptor: &MessageDescriptor, message: &dyn MessageDyn, name: &str) -> Option<Vec<u8>> {
-    match descriptor.field_by_name(name)?.get_singular(message)? {
-        ReflectValueRef::Bytes(b) => Some(b.to_vec()),
-        _ => None,
-    }
-}
-
-/// The types whose JSON form is not their message shape.
-fn special_to_json(
-    descriptor: &MessageDescriptor,
-    message: &dyn MessageDyn,
-) -> Result<Option<Value>, ProtobufError> {
-    let full = descriptor.full_name();
-    let value = match full.rsplit('.').next().unwrap_or_default() {
-        _ if !full.starts_with("apimachinery.") => return Ok(None),
-        "Quantity" => Value::String(string_field(descriptor, message, "string").unwrap_or_default()),
-        "IntOrString" => match int_field(descriptor, message, "type") {
-            Some(1) => Value::String(string_field(descriptor, message, "strVal").unwrap_or_default()),
-            _ => Value::from(int_field(descriptor, message, "intVal").unwrap_or_default()),
-        },
-        "Time" => {
-            let seconds = int_field(descriptor, message, "seconds").unwrap_or_default();
-            Value::String(crate::objects::rfc3339(seconds))
-        }
-        "MicroTime" => {
-            let seconds = int_field(descriptor, message, "seconds").unwrap_or_default();
-            let nanos = int_field(descriptor, message, "nanos").unwrap_or_default();
-            let base = crate::objects::rfc3339(seconds);
-            Value::String(format!("{}.{:06}Z", base.trim_end_matches('Z'), nanos / 1000))
-        }
-        "RawExtension" | "FieldsV1" => {
-            let field = if full.ends_with("FieldsV1") { "Raw" } else { "raw" };
-            let raw = bytes_field(descriptor, message, field).unwrap_or_default();
-            if raw.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&raw).map_err(|_| ProtobufError::RawJson {
-                    field: field.to_string(),
-                })?
-            }
-        }
-        _ => return Ok(None),
-    };
-    Ok(Some(value))
+    #[error("encoding {kind} as JSON: {source}")]
+    Json {
+        kind: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// Whether a content type names the Kubernetes protobuf encoding.
@@ -228,12 +52,138 @@ pub fn is_protobuf(content_type: &str) -> bool {
     content_type == "application/vnd.kubernetes.protobuf"
 }
 
+fn parse<T: Message + Serialize>(kind: &str, raw: &[u8]) -> Result<Value, ProtobufError> {
+    let message = T::parse_from_bytes(raw).map_err(|source| ProtobufError::Message {
+        kind: kind.to_string(),
+        source,
+    })?;
+    serde_json::to_value(&message).map_err(|source| ProtobufError::Json {
+        kind: kind.to_string(),
+        source,
+    })
+}
+
+/// The serde form of a message of the given type.
+fn message_json(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, ProtobufError> {
+    use api::{apps, autoscaling, batch, coordination, core, discovery, node};
+    match (api_version, kind) {
+        ("v1", "Pod") => parse::<core::v1::Pod>(kind, raw),
+        ("v1", "ConfigMap") => parse::<core::v1::ConfigMap>(kind, raw),
+        ("v1", "Secret") => parse::<core::v1::Secret>(kind, raw),
+        ("v1", "Service") => parse::<core::v1::Service>(kind, raw),
+        ("v1", "Namespace") => parse::<core::v1::Namespace>(kind, raw),
+        ("v1", "Node") => parse::<core::v1::Node>(kind, raw),
+        ("v1", "ServiceAccount") => parse::<core::v1::ServiceAccount>(kind, raw),
+        ("v1", "Endpoints") => parse::<core::v1::Endpoints>(kind, raw),
+        ("v1", "Event") => parse::<core::v1::Event>(kind, raw),
+        ("v1", "Binding") => parse::<core::v1::Binding>(kind, raw),
+        ("apps/v1", "Deployment") => parse::<apps::v1::Deployment>(kind, raw),
+        ("apps/v1", "ReplicaSet") => parse::<apps::v1::ReplicaSet>(kind, raw),
+        ("apps/v1", "DaemonSet") => parse::<apps::v1::DaemonSet>(kind, raw),
+        ("apps/v1", "StatefulSet") => parse::<apps::v1::StatefulSet>(kind, raw),
+        ("batch/v1", "Job") => parse::<batch::v1::Job>(kind, raw),
+        ("batch/v1", "CronJob") => parse::<batch::v1::CronJob>(kind, raw),
+        ("node.k8s.io/v1", "RuntimeClass") => parse::<node::v1::RuntimeClass>(kind, raw),
+        ("coordination.k8s.io/v1", "Lease") => parse::<coordination::v1::Lease>(kind, raw),
+        ("discovery.k8s.io/v1", "EndpointSlice") => {
+            parse::<discovery::v1::EndpointSlice>(kind, raw)
+        }
+        ("autoscaling/v1", "Scale") => parse::<autoscaling::v1::Scale>(kind, raw),
+        _ => Err(ProtobufError::UnknownKind {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+        }),
+    }
+}
+
+/// Decodes a protobuf body into the object's JSON form. The envelope names the type (a
+/// subresource body such as a Scale or Binding is not the resource's kind); `resource`
+/// stands in when it does not.
+pub fn decode(resource: &ResourceInfo, bytes: &[u8]) -> Result<Value, ProtobufError> {
+    let body = bytes.strip_prefix(MAGIC).ok_or(ProtobufError::NoMagic)?;
+    let envelope = Unknown::parse_from_bytes(body).map_err(ProtobufError::Envelope)?;
+    let mut api_version = envelope.typeMeta.apiVersion.clone().unwrap_or_default();
+    let mut kind = envelope.typeMeta.kind.clone().unwrap_or_default();
+    if kind.is_empty() {
+        api_version = resource.api_version();
+        kind = resource.kind.to_string();
+    }
+    let mut value = message_json(&api_version, &kind, envelope.raw.as_deref().unwrap_or_default())?;
+    encode_bytes(&kind, &mut value);
+    let mut object = match normalize(value) {
+        Some(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    object.insert("apiVersion".into(), Value::String(api_version));
+    object.insert("kind".into(), Value::String(kind));
+    Ok(Value::Object(object))
+}
+
+/// `bytes` fields serialize as number arrays; Kubernetes JSON has them base64-encoded.
+fn encode_bytes(kind: &str, value: &mut Value) {
+    let field = match kind {
+        "Secret" => "data",
+        "ConfigMap" => "binaryData",
+        _ => return,
+    };
+    let Some(map) = value.get_mut(field).and_then(Value::as_object_mut) else {
+        return;
+    };
+    for entry in map.values_mut() {
+        if let Value::Array(items) = entry {
+            let bytes: Vec<u8> = items
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|b| b as u8)
+                .collect();
+            *entry = Value::String(STANDARD.encode(bytes));
+        }
+    }
+}
+
+/// Drops unset fields (null) and empty lists, renames `type_` to `type`, and inlines the
+/// embedded messages listed in [`INLINE`]. Empty objects stay: an empty message is a set
+/// field (`emptyDir: {}`).
+fn normalize(value: Value) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        Value::Array(items) if items.is_empty() => None,
+        Value::Array(items) => Some(Value::Array(
+            items.into_iter().map(|i| normalize(i).unwrap_or(Value::Null)).collect(),
+        )),
+        Value::Object(map) => {
+            let mut out = Map::new();
+            for (key, inner) in map {
+                let Some(inner) = normalize(inner) else {
+                    continue;
+                };
+                let key = if key == "type_" { "type".to_string() } else { key };
+                match inner {
+                    Value::Object(embedded) if INLINE.contains(&key.as_str()) => {
+                        out.extend(embedded);
+                    }
+                    other => {
+                        out.insert(key, other);
+                    }
+                }
+            }
+            Some(Value::Object(out))
+        }
+        other => Some(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_rs_pb::api::core::v1::{ConfigMap, Container, Pod, PodSpec};
+    use k8s_rs_pb::api::core::v1::{
+        ConfigMap, Container, EmptyDirVolumeSource, Pod, PodSpec, Secret, Service, ServicePort,
+        ServiceSpec, Volume, VolumeSource,
+    };
     use k8s_rs_pb::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
     use k8s_rs_pb::apimachinery::pkg::runtime::TypeMeta;
+    use k8s_rs_pb::apimachinery::pkg::util::intstr::IntOrString;
+    use protobuf::MessageField;
     use rkube_api::resources::find;
 
     fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
@@ -241,23 +191,26 @@ mod tests {
         let mut meta = TypeMeta::new();
         meta.apiVersion = Some(api_version.into());
         meta.kind = Some(kind.into());
-        unknown.typeMeta = protobuf::MessageField::some(meta);
+        unknown.typeMeta = MessageField::some(meta);
         unknown.raw = Some(raw);
         let mut out = MAGIC.to_vec();
         out.extend(unknown.write_to_bytes().unwrap());
         out
     }
 
-    #[test]
-    fn decodes_a_configmap_as_kubectl_sends_it() {
-        let mut cm = ConfigMap::new();
+    fn meta(name: &str) -> MessageField<ObjectMeta> {
         let mut meta = ObjectMeta::new();
-        meta.name = Some("settings".into());
-        meta.namespace = Some("default".into());
+        meta.name = Some(name.into());
         let mut created = Time::new();
         created.seconds = Some(0);
-        meta.creationTimestamp = protobuf::MessageField::some(created);
-        cm.metadata = protobuf::MessageField::some(meta);
+        meta.creationTimestamp = MessageField::some(created);
+        MessageField::some(meta)
+    }
+
+    #[test]
+    fn decodes_configmaps_and_secrets_as_kubectl_sends_them() {
+        let mut cm = ConfigMap::new();
+        cm.metadata = meta("settings");
         cm.data.insert("a".into(), "b".into());
         cm.binaryData.insert("bin".into(), vec![0, 1, 2]);
         let bytes = envelope("v1", "ConfigMap", cm.write_to_bytes().unwrap());
@@ -267,27 +220,63 @@ mod tests {
         assert_eq!(json["metadata"]["creationTimestamp"], "1970-01-01T00:00:00Z");
         assert_eq!(json["data"]["a"], "b");
         assert_eq!(json["binaryData"]["bin"], "AAEC");
+        assert!(json["metadata"].get("uid").is_none());
+
+        let mut secret = Secret::new();
+        secret.metadata = meta("s");
+        secret.data.insert("k".into(), b"hi".to_vec());
+        secret.type_ = Some("Opaque".into());
+        let bytes = envelope("v1", "Secret", secret.write_to_bytes().unwrap());
+        let json = decode(find("", "v1", "secrets").unwrap(), &bytes).unwrap();
+        assert_eq!(json["data"]["k"], "aGk=");
+        assert_eq!(json["type"], "Opaque");
     }
 
     #[test]
-    fn decodes_nested_pod_fields() {
+    fn inlines_volume_sources_and_keeps_empty_messages() {
         let mut pod = Pod::new();
         let mut spec = PodSpec::new();
         let mut c = Container::new();
         c.name = Some("app".into());
-        c.image = Some("busybox".into());
         c.args = vec!["sleep".into(), "10".into()];
         spec.containers.push(c);
-        spec.terminationGracePeriodSeconds = Some(5);
-        pod.spec = protobuf::MessageField::some(spec);
+        let mut volume = Volume::new();
+        volume.name = Some("scratch".into());
+        let mut source = VolumeSource::new();
+        source.emptyDir = MessageField::some(EmptyDirVolumeSource::new());
+        volume.volumeSource = MessageField::some(source);
+        spec.volumes.push(volume);
+        pod.spec = MessageField::some(spec);
         let bytes = envelope("v1", "Pod", pod.write_to_bytes().unwrap());
         let json = decode(find("", "v1", "pods").unwrap(), &bytes).unwrap();
         assert_eq!(json["spec"]["containers"][0]["args"][1], "10");
-        assert_eq!(json["spec"]["terminationGracePeriodSeconds"], 5);
+        assert_eq!(json["spec"]["volumes"][0], serde_json::json!({"name": "scratch", "emptyDir": {}}));
     }
 
     #[test]
-    fn refuses_garbage_and_the_wrong_kind() {
+    fn int_or_string_keeps_its_form() {
+        let mut svc = Service::new();
+        let mut spec = ServiceSpec::new();
+        for (ty, int, s) in [(1, None, Some("http")), (0, Some(8080), None)] {
+            let mut port = ServicePort::new();
+            let mut target = IntOrString::new();
+            target.type_ = Some(ty);
+            target.intVal = int;
+            target.strVal = s.map(String::from);
+            port.targetPort = MessageField::some(target);
+            spec.ports.push(port);
+        }
+        spec.type_ = Some("NodePort".into());
+        svc.spec = MessageField::some(spec);
+        let bytes = envelope("v1", "Service", svc.write_to_bytes().unwrap());
+        let json = decode(find("", "v1", "services").unwrap(), &bytes).unwrap();
+        assert_eq!(json["spec"]["ports"][0]["targetPort"], "http");
+        assert_eq!(json["spec"]["ports"][1]["targetPort"], 8080);
+        assert_eq!(json["spec"]["type"], "NodePort");
+    }
+
+    #[test]
+    fn refuses_garbage_and_unknown_kinds() {
         let pods = find("", "v1", "pods").unwrap();
         assert!(matches!(decode(pods, b"{}"), Err(ProtobufError::NoMagic)));
         assert!(decode(pods, b"k8s\0\xff\xff\xff").is_err());

@@ -51,7 +51,7 @@ async fn create_object(
     };
     admission::check_identity(&identity, obj)?;
     admission::generate_name(obj);
-    admission::stamp_new(obj);
+    admission::stamp_new(resource, obj);
     if let Some(manager) = apply_manager {
         managed::record_apply(obj, manager, &resource.api_version());
     }
