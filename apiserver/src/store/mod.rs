@@ -9,7 +9,10 @@ use std::pin::Pin;
 
 use futures::Stream;
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod memory;
+pub mod redb;
 
 /// A store revision; `0` means "latest" where a revision is an input.
 pub type Revision = i64;
