@@ -18,8 +18,9 @@ use writer::{EventBatch, Op, Request, Write};
 
 /// Queued write requests; callers beyond this wait, which bounds memory under overload.
 const WRITE_QUEUE: usize = 4096;
-/// Committed batches kept for slow watchers before they fall back to the log.
-const EVENT_BUFFER: usize = 1024;
+/// Committed batches kept for slow watchers before they fall back to the log (small under
+/// test so the fallback is exercised).
+const EVENT_BUFFER: usize = if cfg!(test) { 8 } else { 1024 };
 
 pub struct RedbStore {
     db: Arc<Database>,
@@ -188,5 +189,153 @@ mod tests {
     async fn passes_conformance() {
         let (_dir, store) = temp_store();
         conformance::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn reopening_resumes_data_revision_and_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.redb");
+        let store = RedbStore::open(&path).expect("open");
+        let r1 = store.create("/k/a", b"a1".to_vec()).await.expect("create");
+        let r2 = store
+            .update("/k/a", b"a2".to_vec(), r1)
+            .await
+            .expect("update");
+        let r3 = store.create("/k/b", b"b1".to_vec()).await.expect("create");
+        let r4 = store.delete("/k/b", None).await.expect("delete");
+        store.compact(r2).await.expect("compact");
+        drop(store);
+
+        let store = RedbStore::open(&path).expect("reopen");
+        assert_eq!(store.current_revision().await.expect("revision"), r4);
+        let a = store.get("/k/a").await.expect("get").expect("a survives");
+        assert_eq!((a.value.as_slice(), a.create_revision), (&b"a2"[..], r1));
+        assert_eq!(store.get("/k/b").await.expect("get"), None);
+        assert_eq!(
+            store.list("/k/", r3).await.expect("list").items.len(),
+            2,
+            "history since the compaction point survives"
+        );
+        assert!(matches!(
+            store.list("/k/", r1).await,
+            Err(StoreError::Compacted { compacted, .. }) if compacted == r2
+        ));
+        let mut watch = store.watch("/k/", r2).await.expect("watch");
+        assert_eq!(next(&mut watch).await.revision(), r3);
+        assert_eq!(next(&mut watch).await.revision(), r4);
+        let r5 = store.create("/k/c", vec![]).await.expect("create");
+        assert_eq!(r5, r4 + 1, "the counter resumes");
+        assert_eq!(next(&mut watch).await.revision(), r5);
+    }
+
+    async fn next(watch: &mut WatchStream) -> super::super::WatchEvent {
+        use futures::StreamExt;
+        let item = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next()).await;
+        item.expect("event in time")
+            .expect("stream open")
+            .expect("event")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refused_requests_do_not_fail_their_batch() {
+        let (_dir, store) = temp_store();
+        let store = Arc::new(store);
+        let before = store.current_revision().await.expect("revision");
+        let racers = (0..64).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                // Everyone races for the same key and also creates one of its own.
+                let shared = store.create("/race/shared", vec![i]).await;
+                let own = store.create(&format!("/race/own/{i}"), vec![i]).await;
+                (shared, own)
+            })
+        });
+        let results = futures::future::join_all(racers).await;
+        let mut winners = 0;
+        for result in results {
+            let (shared, own) = result.expect("task");
+            match shared {
+                Ok(_) => winners += 1,
+                Err(e) => assert_eq!(
+                    e,
+                    StoreError::AlreadyExists {
+                        key: "/race/shared".into()
+                    }
+                ),
+            }
+            own.expect("own key is created");
+        }
+        assert_eq!(winners, 1);
+        let after = store.current_revision().await.expect("revision");
+        assert_eq!(after - before, 65, "only successful writes take a revision");
+    }
+
+    #[tokio::test]
+    async fn lagging_watcher_catches_up_from_the_log() {
+        let (_dir, store) = temp_store();
+        let mut watch = store.watch("/lag/", 0).await.expect("watch");
+        let writes = EVENT_BUFFER * 4;
+        let mut revisions = Vec::new();
+        for i in 0..writes {
+            revisions.push(
+                store
+                    .create(&format!("/lag/{i}"), vec![])
+                    .await
+                    .expect("create"),
+            );
+        }
+        for expected in revisions {
+            assert_eq!(next(&mut watch).await.revision(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn lagging_watcher_past_compaction_gets_compacted() {
+        use futures::StreamExt;
+        let (_dir, store) = temp_store();
+        let mut watch = store.watch("/lag/", 0).await.expect("watch");
+        for i in 0..EVENT_BUFFER * 2 {
+            store
+                .create(&format!("/lag/{i}"), vec![])
+                .await
+                .expect("create");
+        }
+        let head = store.current_revision().await.expect("revision");
+        store.compact(head).await.expect("compact");
+        let item = watch.next().await.expect("an item");
+        assert!(
+            matches!(item, Err(StoreError::Compacted { .. })),
+            "{item:?}"
+        );
+        assert!(
+            watch.next().await.is_none(),
+            "the stream ends after the error"
+        );
+    }
+
+    /// Durable creates per second with 64 concurrent callers; run with
+    /// `cargo test -p rkube-apiserver --release -- --ignored --nocapture redb_create_throughput`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn redb_create_throughput() {
+        let (_dir, store) = temp_store();
+        let store = Arc::new(store);
+        let per_caller = 500;
+        let started = std::time::Instant::now();
+        let callers = (0..conformance::CONCURRENT_CALLERS).map(|caller| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..per_caller {
+                    let key = format!("/bench/{caller}/{i}");
+                    store.create(&key, vec![7; 256]).await.expect("create");
+                }
+            })
+        });
+        for caller in futures::future::join_all(callers).await {
+            caller.expect("caller");
+        }
+        let total = conformance::CONCURRENT_CALLERS * per_caller;
+        let rate = total as f64 / started.elapsed().as_secs_f64();
+        println!("redb: {total} durable creates, 64 callers: {rate:.0} creates/s");
     }
 }

@@ -12,12 +12,16 @@ use super::super::{KeyValue, ListResult, Revision, StoreError, WatchEvent};
 
 pub(super) const BACKEND: &str = "redb";
 
-/// key -> (value, create_revision, mod_revision)
-pub(super) const KEYS: TableDefinition<&str, (&[u8], i64, i64)> = TableDefinition::new("keys");
-/// revision -> (is_delete, key, value, create_revision, prev_mod_revision, prev_value);
+/// (value, create_revision, mod_revision)
+pub(super) type KeyRow = (&'static [u8], i64, i64);
+/// (is_delete, key, value, create_revision, prev_mod_revision, prev_value);
 /// `prev_mod_revision == 0` when the key did not exist before the write.
-pub(super) const LOG: TableDefinition<i64, (bool, &str, &[u8], i64, i64, &[u8])> =
-    TableDefinition::new("log");
+pub(super) type LogRow = (bool, &'static str, &'static [u8], i64, i64, &'static [u8]);
+
+/// key -> `KeyRow`
+pub(super) const KEYS: TableDefinition<&str, KeyRow> = TableDefinition::new("keys");
+/// revision -> `LogRow`
+pub(super) const LOG: TableDefinition<i64, LogRow> = TableDefinition::new("log");
 pub(super) const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 pub(super) const META_REVISION: &str = "revision";
 pub(super) const META_COMPACTED: &str = "compacted";

@@ -7,7 +7,7 @@ use ::redb::{Database, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::super::{KeyValue, Revision, StoreError, WatchEvent};
-use super::tables::{Context, KEYS, LOG, META, META_COMPACTED, META_REVISION};
+use super::tables::{Context, KEYS, KeyRow, LOG, LogRow, META, META_COMPACTED, META_REVISION};
 
 /// Upper bound on requests per transaction, to bound memory and latency of one commit.
 const MAX_BATCH: usize = 1024;
@@ -88,8 +88,8 @@ fn commit_batch(db: &Database, ops: &[&Op]) -> Result<BatchResult, StoreError> {
 }
 
 struct Tables<'txn> {
-    keys: Table<'txn, &'static str, (&'static [u8], i64, i64)>,
-    log: Table<'txn, i64, (bool, &'static str, &'static [u8], i64, i64, &'static [u8])>,
+    keys: Table<'txn, &'static str, KeyRow>,
+    log: Table<'txn, i64, LogRow>,
     revision: Revision,
     compacted: Revision,
 }
