@@ -248,3 +248,13 @@ impl Store for MemoryStore {
         Ok(self.state().revision)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passes_conformance() {
+        super::super::conformance::run_all(&MemoryStore::new()).await;
+    }
+}

@@ -9,10 +9,17 @@ use std::pin::Pin;
 
 use futures::Stream;
 
+pub mod compactor;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod etcd;
 pub mod memory;
+pub mod redb;
 
 /// A store revision; `0` means "latest" where a revision is an input.
 pub type Revision = i64;
+
+pub use compactor::spawn_compactor;
 
 /// One stored key with its value and revisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
