@@ -23,3 +23,4 @@ pub mod pki;
 pub mod serve;
 pub mod run;
 pub mod protobuf;
+pub mod in_process;

@@ -141,12 +141,14 @@ fn encode_bytes(kind: &str, value: &mut Value) {
     }
 }
 
-/// Drops unset fields (null) and empty lists, renames `type_` to `type`, and inlines the
+/// Drops unset fields (null), empty strings and empty lists, renames `type_` to `type`, and inlines the
 /// embedded messages listed in [`INLINE`]. Empty objects stay: an empty message is a set
 /// field (`emptyDir: {}`).
 fn normalize(value: Value) -> Option<Value> {
     match value {
         Value::Null => None,
+        // gogo-protobuf writes Go's non-pointer strings even when empty; Go's JSON omits them.
+        Value::String(s) if s.is_empty() => None,
         Value::Array(items) if items.is_empty() => None,
         Value::Array(items) => Some(Value::Array(
             items.into_iter().map(|i| normalize(i).unwrap_or(Value::Null)).collect(),

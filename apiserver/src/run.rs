@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -10,7 +11,9 @@ use crate::error::ApiError;
 use crate::pki::{ClusterPki, PkiError};
 use crate::serve::{self, ServeError};
 use crate::server::{self, ApiServer};
-use crate::store::{Store, StoreError};
+use crate::store::etcd::EtcdStore;
+use crate::store::redb::RedbStore;
+use crate::store::{Store, StoreError, spawn_compactor};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -35,10 +38,20 @@ pub enum RunError {
 /// The namespaces kube-apiserver keeps in existence.
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// How often history is compacted, and how many revisions are kept for watchers to resume
+/// from (kube-apiserver compacts every 5 minutes).
+const COMPACT_EVERY: Duration = Duration::from_secs(300);
+const KEEP_REVISIONS: i64 = 100_000;
+
+/// The embedded store in the data dir, or etcd when endpoints are given.
 pub async fn open_store(options: &Options) -> Result<Arc<dyn Store>, RunError> {
-    // PENDING(store): redb / etcd at merge.
-    let _ = options;
-    Ok(Arc::new(crate::store::memory::MemoryStore::new()))
+    let store: Arc<dyn Store> = if options.etcd.is_empty() {
+        Arc::new(RedbStore::open(&options.data_dir.join("store.redb"))?)
+    } else {
+        Arc::new(EtcdStore::connect(&options.etcd, "/rkube").await?)
+    };
+    spawn_compactor(Arc::clone(&store), COMPACT_EVERY, KEEP_REVISIONS);
+    Ok(store)
 }
 
 /// Creates the system namespaces that are missing.
@@ -76,6 +89,10 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
     let hosts = vec![options.listen.ip().to_string()];
+    std::fs::create_dir_all(&options.data_dir).map_err(|source| PkiError::Io {
+        path: options.data_dir.clone(),
+        source,
+    })?;
     let pki = ClusterPki::ensure(&options.data_dir, &hosts)?;
     let store = open_store(&options).await?;
     let api = ApiServer::new(store).await?;
