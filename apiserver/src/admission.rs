@@ -104,9 +104,7 @@ pub fn check_fields(
     let unknown = validation::decode_strict(resource, obj).map_err(|err| {
         ApiError::BadRequest(format!(
             "{} in version \"{}\" cannot be handled as a {}: {err}",
-            resource.kind,
-            resource.version,
-            resource.kind
+            resource.kind, resource.version, resource.kind
         ))
     })?;
     let messages: Vec<String> = unknown
@@ -197,7 +195,10 @@ pub fn stamp_new(resource: &ResourceInfo, obj: &mut Value) {
     ] {
         meta.remove(server_owned);
     }
-    meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    meta.insert(
+        "uid".into(),
+        Value::String(uuid::Uuid::new_v4().to_string()),
+    );
     meta.insert(
         "creationTimestamp".into(),
         Value::String(objects::now_rfc3339()),
@@ -234,7 +235,11 @@ fn qos_class(pod: &Value) -> &'static str {
             limit.is_some() && request == limit
         })
     });
-    if guaranteed { "Guaranteed" } else { "Burstable" }
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }
 
 /// Carries the server-owned metadata of `old` onto an update and bumps `generation` when
@@ -309,7 +314,8 @@ mod tests {
     #[test]
     fn generation_bumps_only_on_spec_change() {
         let old = json!({"metadata": {"generation": 3, "uid": "u"}, "spec": {"a": 1}});
-        let mut same = json!({"metadata": {"labels": {"x": "y"}}, "spec": {"a": 1}, "status": {"s": 1}});
+        let mut same =
+            json!({"metadata": {"labels": {"x": "y"}}, "spec": {"a": 1}, "status": {"s": 1}});
         carry_over(&old, &mut same);
         assert_eq!(same["metadata"]["generation"], 3);
         assert_eq!(same["metadata"]["uid"], "u");

@@ -26,23 +26,27 @@ fn content_type(headers: &HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default()
 }
 
 /// Reads the whole body, refusing more than `MAX_BODY` bytes.
 pub async fn read(body: Body) -> ApiResult<bytes::Bytes> {
-    axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|err| {
-            let too_large = std::error::Error::source(&err)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::TooLarge { limit: MAX_BODY }
-            } else {
-                ApiError::BadRequest(format!("reading the request body: {err}"))
-            }
-        })
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|err| {
+        let too_large = std::error::Error::source(&err)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::TooLarge { limit: MAX_BODY }
+        } else {
+            ApiError::BadRequest(format!("reading the request body: {err}"))
+        }
+    })
 }
 
 /// Decodes a create/update body (JSON, YAML or Kubernetes protobuf) into an object.
@@ -54,8 +58,9 @@ pub fn decode_object(
     let value = match content_type(headers).as_str() {
         "" | "application/json" | "*/*" => parse_json(bytes)?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_yaml(bytes)?,
-        t if protobuf::is_protobuf(t) => protobuf::decode(resource, bytes)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        t if protobuf::is_protobuf(t) => {
+            protobuf::decode(resource, bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?
+        }
         _ => {
             return Err(ApiError::UnsupportedMediaType {
                 accepted: "application/json, application/yaml, application/vnd.kubernetes.protobuf"
@@ -170,12 +175,21 @@ mod tests {
     #[test]
     fn negotiates_tables() {
         let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(wanted(&headers(header::ACCEPT, kubectl)).unwrap(), Wanted::Table);
+        assert_eq!(
+            wanted(&headers(header::ACCEPT, kubectl)).unwrap(),
+            Wanted::Table
+        );
         assert_eq!(
             wanted(&headers(header::ACCEPT, "application/json")).unwrap(),
             Wanted::Object
         );
-        assert!(wanted(&headers(header::ACCEPT, "application/vnd.kubernetes.protobuf")).is_err());
+        assert!(
+            wanted(&headers(
+                header::ACCEPT,
+                "application/vnd.kubernetes.protobuf"
+            ))
+            .is_err()
+        );
     }
 
     fn pods() -> &'static ResourceInfo {
@@ -192,7 +206,10 @@ mod tests {
             Err(ApiError::BadRequest(_))
         ));
         let j = headers(header::CONTENT_TYPE, "application/json");
-        assert!(matches!(decode_object(pods(), &j, b"[1,2]"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            decode_object(pods(), &j, b"[1,2]"),
+            Err(ApiError::BadRequest(_))
+        ));
         let bad = headers(header::CONTENT_TYPE, "text/html");
         assert!(matches!(
             decode_object(pods(), &bad, b"{}"),
@@ -204,7 +221,10 @@ mod tests {
     fn patch_types_by_content_type() {
         let h = headers(header::CONTENT_TYPE, "application/apply-patch+yaml");
         assert_eq!(decode_patch(&h, b"a: 1").unwrap().0, PatchKind::Apply);
-        let h = headers(header::CONTENT_TYPE, "application/strategic-merge-patch+json");
+        let h = headers(
+            header::CONTENT_TYPE,
+            "application/strategic-merge-patch+json",
+        );
         assert_eq!(decode_patch(&h, b"{}").unwrap().0, PatchKind::Strategic);
     }
 }

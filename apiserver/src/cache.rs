@@ -285,7 +285,10 @@ mod tests {
         let (pods, at) = cache.list("/registry/pods/");
         assert_eq!(at, last);
         assert_eq!(pods.len(), 1);
-        assert_eq!(pods[0].object["metadata"]["resourceVersion"], rev.to_string());
+        assert_eq!(
+            pods[0].object["metadata"]["resourceVersion"],
+            rev.to_string()
+        );
 
         let sub = cache.subscribe("/registry/pods/", Some(first)).unwrap();
         let kinds: Vec<_> = sub.backlog.iter().map(|e| e.kind).collect();
@@ -311,6 +314,13 @@ mod tests {
             cache.subscribe("/registry/", Some(1)),
             Err(ApiError::Expired(_))
         ));
-        assert_eq!(cache.subscribe("/registry/", Some(last - 2)).unwrap().backlog.len(), 2);
+        assert_eq!(
+            cache
+                .subscribe("/registry/", Some(last - 2))
+                .unwrap()
+                .backlog
+                .len(),
+            2
+        );
     }
 }

@@ -115,7 +115,10 @@ fn subresource_json(r: &ResourceInfo, sub: Subresource) -> Value {
 
 pub fn resource_list(group: &str, version: &str) -> Response {
     let mut list = Vec::new();
-    for r in resources::RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+    for r in resources::RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
         list.push(resource_json(r));
         for sub in r.subresources {
             list.push(subresource_json(r, *sub));
@@ -147,7 +150,9 @@ pub async fn openapi_document(Path(path): Path<String>) -> Response {
             if let Some(hash) = rkube_api::openapi::document_hash(&path)
                 && let Ok(etag) = axum::http::HeaderValue::from_str(&format!("\"{hash}\""))
             {
-                response.headers_mut().insert(axum::http::header::ETAG, etag);
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::ETAG, etag);
             }
             response
         }

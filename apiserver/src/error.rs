@@ -79,7 +79,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the server could not find the requested resource")]
     NoSuchRoute,
-    #[error("the body of the request was in an unknown format - accepted media types include: {accepted}")]
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: {accepted}"
+    )]
     UnsupportedMediaType { accepted: String },
     #[error("only the following media types are accepted: {0}")]
     NotAcceptable(String),

@@ -20,8 +20,9 @@ impl Filter {
     pub fn from_params(resource: &'static ResourceInfo, params: &Params) -> ApiResult<Filter> {
         let labels = LabelSelector::parse(params.get("labelSelector").unwrap_or_default())
             .map_err(|e| ApiError::BadRequest(format!("unable to parse requirement: {e}")))?;
-        let fields = FieldSelector::parse_for(resource, params.get("fieldSelector").unwrap_or_default())
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let fields =
+            FieldSelector::parse_for(resource, params.get("fieldSelector").unwrap_or_default())
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         Ok(Filter {
             resource,
             labels,

@@ -26,10 +26,16 @@ pub async fn handle(
     let wanted = body::wanted(headers)?;
     let sub = target.subresource;
     match (method, target.name.is_some(), sub) {
-        (&Method::GET, false, _) if params.flag("watch") => watch::watch(server, target, params, wanted).await,
+        (&Method::GET, false, _) if params.flag("watch") => {
+            watch::watch(server, target, params, wanted).await
+        }
         (&Method::GET, false, _) => list::list(server, target, params, wanted).await,
-        (&Method::GET, true, None | Some(Subresource::Status)) => get(server, target, params, wanted).await,
-        (&Method::GET, true, Some(Subresource::Scale)) => subresources::get_scale(server, target).await,
+        (&Method::GET, true, None | Some(Subresource::Status)) => {
+            get(server, target, params, wanted).await
+        }
+        (&Method::GET, true, Some(Subresource::Scale)) => {
+            subresources::get_scale(server, target).await
+        }
         (&Method::POST, false, None) => {
             let bytes = body::read(request_body).await?;
             write::create(server, target, params, headers, &bytes).await

@@ -55,6 +55,9 @@ mod tests {
         cm.metadata.name = Some("x".into());
         let created = cms.create(&PostParams::default(), &cm).await.unwrap();
         assert!(created.metadata.uid.is_some());
-        assert_eq!(cms.get("x").await.unwrap().metadata.uid, created.metadata.uid);
+        assert_eq!(
+            cms.get("x").await.unwrap().metadata.uid,
+            created.metadata.uid
+        );
     }
 }

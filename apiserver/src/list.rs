@@ -107,20 +107,21 @@ async fn read_page(
     filter: &Filter,
 ) -> ApiResult<Page> {
     let prefix = objects::prefix(target.resource, target.object_namespace());
-    let limit = params
-        .int("limit")?
-        .filter(|l| *l > 0)
-        .map(|l| l as usize);
+    let limit = params.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
     let (candidates, revision, start_after) = if let Some(token) = params.get("continue") {
         let token = ContinueToken::decode(token)?;
-        let items = snapshot_at(server, &prefix, token.rv).await.map_err(|err| match err {
+        let items = snapshot_at(server, &prefix, token.rv)
+            .await
+            .map_err(|err| {
+                match err {
             ApiError::Expired(_) => ApiError::Expired(
                 "The provided continue parameter is too old to display a consistent list result. \
                  You can start a new list without the continue parameter."
                     .into(),
             ),
             other => other,
-        })?;
+        }
+            })?;
         (items, token.rv, Some(token.start))
     } else {
         let exact = params.get("resourceVersionMatch") == Some("Exact");
@@ -142,7 +143,11 @@ async fn read_page(
     };
     let mut matching = candidates
         .into_iter()
-        .filter(|s| start_after.as_ref().is_none_or(|start| s.key.as_str() > start.as_str()))
+        .filter(|s| {
+            start_after
+                .as_ref()
+                .is_none_or(|start| s.key.as_str() > start.as_str())
+        })
         .filter(|s| filter.matches(&s.object));
     let items: Vec<Arc<Stored>> = match limit {
         Some(limit) => matching.by_ref().take(limit).collect(),

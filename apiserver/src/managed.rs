@@ -42,7 +42,15 @@ fn fields_v1(obj: &Value) -> Value {
             "metadata" => {
                 let mut meta = Map::new();
                 for (mk, mv) in v.as_object().into_iter().flatten() {
-                    if matches!(mk.as_str(), "name" | "namespace" | "labels" | "annotations" | "finalizers" | "ownerReferences") {
+                    if matches!(
+                        mk.as_str(),
+                        "name"
+                            | "namespace"
+                            | "labels"
+                            | "annotations"
+                            | "finalizers"
+                            | "ownerReferences"
+                    ) {
                         meta.insert(format!("f:{mk}"), field_set(mv));
                     }
                 }

@@ -40,7 +40,10 @@ pub fn encode(obj: &Value) -> Vec<u8> {
 }
 
 pub fn set_resource_version(obj: &mut Value, revision: Revision) {
-    meta_mut(obj).insert("resourceVersion".into(), Value::String(revision.to_string()));
+    meta_mut(obj).insert(
+        "resourceVersion".into(),
+        Value::String(revision.to_string()),
+    );
 }
 
 /// The object's metadata map, created when missing.

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +146,9 @@ impl ClusterPki {
     pub fn ensure(data_dir: &Path, hosts: &[String]) -> Result<ClusterPki, PkiError> {
         let dir = data_dir.join("pki");
         let ca_key = read_or_create(&dir.join("ca.key"), || {
-            Ok(KeyPair::generate().map_err(generate("the CA key"))?.serialize_pem())
+            Ok(KeyPair::generate()
+                .map_err(generate("the CA key"))?
+                .serialize_pem())
         })?;
         let ca_cert = read_or_create(&dir.join("ca.crt"), || {
             let key = KeyPair::from_pem(&ca_key).map_err(generate("the CA key"))?;
@@ -161,7 +163,14 @@ impl ClusterPki {
             issue(&ca_cert, &ca_key, "rkube-apiserver", &[], &sans, true)
         })?;
         let (admin_cert, admin_key) = leaf_pair(&dir, "admin", || {
-            issue(&ca_cert, &ca_key, "rkube-admin", &["system:masters"], &[], false)
+            issue(
+                &ca_cert,
+                &ca_key,
+                "rkube-admin",
+                &["system:masters"],
+                &[],
+                false,
+            )
         })?;
         Ok(ClusterPki {
             ca_cert,
@@ -175,7 +184,13 @@ impl ClusterPki {
 
     /// An admin kubeconfig for `server` (an `https://` URL).
     pub fn admin_kubeconfig(&self, server: &str) -> String {
-        kubeconfig(server, &self.ca_cert, &self.admin_cert, &self.admin_key, "admin")
+        kubeconfig(
+            server,
+            &self.ca_cert,
+            &self.admin_cert,
+            &self.admin_key,
+            "admin",
+        )
     }
 }
 
@@ -227,6 +242,10 @@ mod tests {
         let user = User::from_certificate(&der).unwrap();
         assert_eq!(user.name, "rkube-admin");
         assert_eq!(user.groups, vec!["system:masters".to_string()]);
-        assert!(first.admin_kubeconfig("https://127.0.0.1:6443").contains("client-key-data"));
+        assert!(
+            first
+                .admin_kubeconfig("https://127.0.0.1:6443")
+                .contains("client-key-data")
+        );
     }
 }

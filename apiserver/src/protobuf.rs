@@ -108,7 +108,11 @@ pub fn decode(resource: &ResourceInfo, bytes: &[u8]) -> Result<Value, ProtobufEr
         api_version = resource.api_version();
         kind = resource.kind.to_string();
     }
-    let mut value = message_json(&api_version, &kind, envelope.raw.as_deref().unwrap_or_default())?;
+    let mut value = message_json(
+        &api_version,
+        &kind,
+        envelope.raw.as_deref().unwrap_or_default(),
+    )?;
     encode_bytes(&kind, &mut value);
     let mut object = match normalize(value) {
         Some(Value::Object(map)) => map,
@@ -151,7 +155,10 @@ fn normalize(value: Value) -> Option<Value> {
         Value::String(s) if s.is_empty() => None,
         Value::Array(items) if items.is_empty() => None,
         Value::Array(items) => Some(Value::Array(
-            items.into_iter().map(|i| normalize(i).unwrap_or(Value::Null)).collect(),
+            items
+                .into_iter()
+                .map(|i| normalize(i).unwrap_or(Value::Null))
+                .collect(),
         )),
         Value::Object(map) => {
             let mut out = Map::new();
@@ -159,7 +166,11 @@ fn normalize(value: Value) -> Option<Value> {
                 let Some(inner) = normalize(inner) else {
                     continue;
                 };
-                let key = if key == "type_" { "type".to_string() } else { key };
+                let key = if key == "type_" {
+                    "type".to_string()
+                } else {
+                    key
+                };
                 match inner {
                     Value::Object(embedded) if INLINE.contains(&key.as_str()) => {
                         out.extend(embedded);
@@ -219,7 +230,10 @@ mod tests {
         let json = decode(find("", "v1", "configmaps").unwrap(), &bytes).unwrap();
         assert_eq!(json["kind"], "ConfigMap");
         assert_eq!(json["metadata"]["name"], "settings");
-        assert_eq!(json["metadata"]["creationTimestamp"], "1970-01-01T00:00:00Z");
+        assert_eq!(
+            json["metadata"]["creationTimestamp"],
+            "1970-01-01T00:00:00Z"
+        );
         assert_eq!(json["data"]["a"], "b");
         assert_eq!(json["binaryData"]["bin"], "AAEC");
         assert!(json["metadata"].get("uid").is_none());
@@ -252,7 +266,10 @@ mod tests {
         let bytes = envelope("v1", "Pod", pod.write_to_bytes().unwrap());
         let json = decode(find("", "v1", "pods").unwrap(), &bytes).unwrap();
         assert_eq!(json["spec"]["containers"][0]["args"][1], "10");
-        assert_eq!(json["spec"]["volumes"][0], serde_json::json!({"name": "scratch", "emptyDir": {}}));
+        assert_eq!(
+            json["spec"]["volumes"][0],
+            serde_json::json!({"name": "scratch", "emptyDir": {}})
+        );
     }
 
     #[test]
@@ -283,6 +300,9 @@ mod tests {
         assert!(matches!(decode(pods, b"{}"), Err(ProtobufError::NoMagic)));
         assert!(decode(pods, b"k8s\0\xff\xff\xff").is_err());
         let unknown = envelope("v1", "NoSuchKind", Vec::new());
-        assert!(matches!(decode(pods, &unknown), Err(ProtobufError::UnknownKind { .. })));
+        assert!(matches!(
+            decode(pods, &unknown),
+            Err(ProtobufError::UnknownKind { .. })
+        ));
     }
 }

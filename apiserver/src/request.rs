@@ -20,9 +20,8 @@ pub struct Target {
 impl Target {
     /// Parses the segments after `/api/v1` or `/apis/<group>/<version>`.
     pub fn parse(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
-        let namespaced = |plural: &str| {
-            resources::find(group, version, plural).filter(|r| r.namespaced)
-        };
+        let namespaced =
+            |plural: &str| resources::find(group, version, plural).filter(|r| r.namespaced);
         let (resource, namespace, tail) = match rest {
             ["namespaces", ns, plural, tail @ ..] if namespaced(plural).is_some() => {
                 (namespaced(plural)?, Some(ns.to_string()), tail)
@@ -52,7 +51,9 @@ impl Target {
 
     /// The namespace objects of this request live in, for namespaced resources.
     pub fn object_namespace(&self) -> Option<&str> {
-        self.namespace.as_deref().filter(|_| self.resource.namespaced)
+        self.namespace
+            .as_deref()
+            .filter(|_| self.resource.namespaced)
     }
 
     pub fn error_target(&self) -> crate::error::Target {
@@ -76,7 +77,10 @@ impl Params {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.raw.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.raw
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn flag(&self, name: &str) -> bool {
@@ -87,7 +91,9 @@ impl Params {
         self.get(name)
             .map(|v| {
                 v.parse().map_err(|_| {
-                    ApiError::BadRequest(format!("invalid value for {name}: {v:?} is not an integer"))
+                    ApiError::BadRequest(format!(
+                        "invalid value for {name}: {v:?} is not an integer"
+                    ))
                 })
             })
             .transpose()
@@ -101,9 +107,12 @@ impl Params {
     pub fn revision(&self, name: &str) -> ApiResult<Option<Revision>> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => v.parse::<Revision>().ok().filter(|r| *r >= 0).map(Some).ok_or_else(|| {
-                ApiError::BadRequest(format!("invalid resource version: {v:?}"))
-            }),
+            Some(v) => v
+                .parse::<Revision>()
+                .ok()
+                .filter(|r| *r >= 0)
+                .map(Some)
+                .ok_or_else(|| ApiError::BadRequest(format!("invalid resource version: {v:?}"))),
         }
     }
 
@@ -172,12 +181,19 @@ mod tests {
 
     #[test]
     fn decodes_query() {
-        let p = Params::from_query(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=5"))
-            .unwrap();
+        let p = Params::from_query(Some(
+            "labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=5",
+        ))
+        .unwrap();
         assert_eq!(p.get("labelSelector"), Some("app=web,tier in (a)"));
         assert!(p.flag("watch"));
         assert_eq!(p.int("limit").unwrap(), Some(5));
         assert!(Params::from_query(Some("a=%zz")).is_err());
-        assert!(Params::from_query(Some("resourceVersion=x")).unwrap().resource_version().is_err());
+        assert!(
+            Params::from_query(Some("resourceVersion=x"))
+                .unwrap()
+                .resource_version()
+                .is_err()
+        );
     }
 }

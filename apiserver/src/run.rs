@@ -75,7 +75,11 @@ pub async fn ensure_system_namespaces(server: &ApiServer) -> Result<(), RunError
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         });
-        match server.store.create(&key, crate::objects::encode(&obj)).await {
+        match server
+            .store
+            .create(&key, crate::objects::encode(&obj))
+            .await
+        {
             Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(err) => return Err(err.into()),
         }
@@ -103,8 +107,17 @@ pub async fn run(
         source,
     })?;
     let kubeconfig = options.data_dir.join("kubeconfig");
-    crate::pki::write_private(&kubeconfig, &pki.admin_kubeconfig(&format!("https://{local}")))?;
+    crate::pki::write_private(
+        &kubeconfig,
+        &pki.admin_kubeconfig(&format!("https://{local}")),
+    )?;
     tracing::info!(listen = %local, kubeconfig = %kubeconfig.display(), "api server is serving");
-    serve::serve(listener, serve::acceptor(&pki)?, server::router(api), shutdown).await;
+    serve::serve(
+        listener,
+        serve::acceptor(&pki)?,
+        server::router(api),
+        shutdown,
+    )
+    .await;
     Ok(())
 }

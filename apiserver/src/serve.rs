@@ -107,15 +107,19 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(|chain| chain.first())
                 .and_then(|cert| User::from_certificate(cert));
-            let service = router.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-                let mut request = request.map(axum::body::Body::new);
-                if let Some(user) = &user {
-                    request.extensions_mut().insert(user.clone());
-                }
-                request
-            });
+            let service =
+                router.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut request = request.map(axum::body::Body::new);
+                    if let Some(user) = &user {
+                        request.extensions_mut().insert(user.clone());
+                    }
+                    request
+                });
             let result = Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(service))
+                .serve_connection_with_upgrades(
+                    TokioIo::new(tls),
+                    TowerToHyperService::new(service),
+                )
                 .await;
             if let Err(err) = result {
                 tracing::debug!(%peer, error = %err, "connection ended with an error");

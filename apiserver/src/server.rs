@@ -84,7 +84,9 @@ async fn core_request(
     let segments: Vec<&str> = uri.path().trim_start_matches("/api/").split('/').collect();
     match segments.as_slice() {
         ["v1"] | ["v1", ""] => discovery::resource_list("", "v1"),
-        ["v1", rest @ ..] => resource_request(&server, "", "v1", rest, method, &uri, headers, body).await,
+        ["v1", rest @ ..] => {
+            resource_request(&server, "", "v1", rest, method, &uri, headers, body).await
+        }
         _ => ApiError::NoSuchRoute.into_response(),
     }
 }

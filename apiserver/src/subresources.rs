@@ -62,7 +62,10 @@ pub async fn update_scale(
     let (kind, input) = if is_patch {
         body::decode_patch(headers, bytes)?
     } else {
-        (PatchKind::Merge, body::decode_object(target.resource, headers, bytes)?)
+        (
+            PatchKind::Merge,
+            body::decode_object(target.resource, headers, bytes)?,
+        )
     };
     let precondition = input
         .pointer("/metadata/resourceVersion")
@@ -116,7 +119,10 @@ pub async fn bind(
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::Invalid {
-            target: crate::error::Target::new(target.resource, target.name.as_deref().unwrap_or_default()),
+            target: crate::error::Target::new(
+                target.resource,
+                target.name.as_deref().unwrap_or_default(),
+            ),
             causes: vec![crate::error::Cause {
                 reason: "FieldValueRequired".into(),
                 field: "target.name".into(),
@@ -160,26 +166,32 @@ async fn set_scheduled_condition(server: &ApiServer, pod: &Target) -> ApiResult<
         subresource: Some(Subresource::Status),
         ..pod.clone()
     };
-    write::guaranteed_update(server, &status_target, &Params::default(), None, |current| {
-        let mut next = current.clone();
-        let mut conditions: Vec<Value> = next
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
-        conditions.push(json!({
-            "type": "PodScheduled",
-            "status": "True",
-            "lastProbeTime": null,
-            "lastTransitionTime": objects::now_rfc3339(),
-        }));
-        if !next.get("status").is_some_and(Value::is_object) {
-            next["status"] = json!({});
-        }
-        next["status"]["conditions"] = Value::Array(conditions);
-        Ok(next)
-    })
+    write::guaranteed_update(
+        server,
+        &status_target,
+        &Params::default(),
+        None,
+        |current| {
+            let mut next = current.clone();
+            let mut conditions: Vec<Value> = next
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+            conditions.push(json!({
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": null,
+                "lastTransitionTime": objects::now_rfc3339(),
+            }));
+            if !next.get("status").is_some_and(Value::is_object) {
+                next["status"] = json!({});
+            }
+            next["status"]["conditions"] = Value::Array(conditions);
+            Ok(next)
+        },
+    )
     .await?;
     Ok(())
 }

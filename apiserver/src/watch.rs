@@ -1,7 +1,6 @@
 //! WATCH: chunked JSON event lines served from the watch cache, with selector transitions,
 //! bookmarks, `sendInitialEvents` and `timeoutSeconds`.
 
-
 use std::time::Duration;
 
 use axum::body::Body;
@@ -47,8 +46,7 @@ pub async fn watch(
     let filter = Filter::from_params(resource, params)?;
     let initial_events = params.flag("sendInitialEvents");
     let bookmarks = params.flag("allowWatchBookmarks");
-    if initial_events
-        && (params.get("resourceVersionMatch") != Some("NotOlderThan") || !bookmarks)
+    if initial_events && (params.get("resourceVersionMatch") != Some("NotOlderThan") || !bookmarks)
     {
         return Err(ApiError::Invalid {
             target: crate::error::Target::new(resource, ""),
@@ -107,7 +105,10 @@ pub async fn watch(
 }
 
 fn error_event(err: &ApiError) -> Bytes {
-    line("ERROR", &serde_json::to_vec(&err.status()).unwrap_or_default())
+    line(
+        "ERROR",
+        &serde_json::to_vec(&err.status()).unwrap_or_default(),
+    )
 }
 
 fn line(kind: &str, object: &[u8]) -> Bytes {
@@ -233,4 +234,3 @@ impl Watcher {
         line("BOOKMARK", &serde_json::to_vec(&object).unwrap_or_default())
     }
 }
-

@@ -1,8 +1,6 @@
 //! The write verbs: create, update, patch (all four types), delete and deletecollection,
 //! with optimistic concurrency, finalizers and graceful pod deletion.
 
-
-
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use rkube_api::resources::Subresource;
@@ -33,7 +31,14 @@ pub async fn create(
     let mode = FieldValidation::from_params(params)?;
     let warnings = admission::check_fields(target.resource, &obj, mode)?;
     let created = create_object(server, target, params, &mut obj, None).await?;
-    respond(target, params, body::wanted(headers)?, StatusCode::CREATED, &created, &warnings)
+    respond(
+        target,
+        params,
+        body::wanted(headers)?,
+        StatusCode::CREATED,
+        &created,
+        &warnings,
+    )
 }
 
 /// Admits and stores a new object; `manager` records an apply's field manager.
@@ -82,11 +87,11 @@ async fn ensure_namespace_open(server: &ApiServer, namespace: &str) -> ApiResult
     let key = objects::key(namespaces, None, namespace);
     match server.store.get(&key).await? {
         None => Err(ApiError::NotFound(ErrorTarget::new(namespaces, namespace))),
-        Some(kv) if objects::is_deleting(&objects::decode(&kv)?) => Err(ApiError::Forbidden(
-            format!(
+        Some(kv) if objects::is_deleting(&objects::decode(&kv)?) => {
+            Err(ApiError::Forbidden(format!(
                 "unable to create new content in namespace {namespace} because it is being terminated"
-            ),
-        )),
+            )))
+        }
         Some(_) => Ok(()),
     }
 }
@@ -103,9 +108,18 @@ pub async fn update(
     let warnings = admission::check_fields(target.resource, &body_obj, mode)?;
     admission::check_identity(target, &mut body_obj)?;
     let precondition = objects::resource_version(&body_obj);
-    let updated = guaranteed_update(server, target, params, precondition, |_| Ok(body_obj.clone()))
-        .await?;
-    respond(target, params, body::wanted(headers)?, StatusCode::OK, &updated, &warnings)
+    let updated = guaranteed_update(server, target, params, precondition, |_| {
+        Ok(body_obj.clone())
+    })
+    .await?;
+    respond(
+        target,
+        params,
+        body::wanted(headers)?,
+        StatusCode::OK,
+        &updated,
+        &warnings,
+    )
 }
 
 pub async fn patch(
@@ -155,7 +169,9 @@ async fn apply(
         })?
         .to_string();
     if !applied.is_object() {
-        return Err(ApiError::BadRequest("an apply patch must be an object".into()));
+        return Err(ApiError::BadRequest(
+            "an apply patch must be an object".into(),
+        ));
     }
     let warnings = admission::check_fields(target.resource, &applied, mode)?;
     let resource = target.resource;
@@ -168,7 +184,14 @@ async fn apply(
                     Err(ApiError::AlreadyExists(_)) => continue,
                     Err(other) => return Err(other),
                     Ok(created) => {
-                        return respond(target, params, wanted, StatusCode::CREATED, &created, &warnings);
+                        return respond(
+                            target,
+                            params,
+                            wanted,
+                            StatusCode::CREATED,
+                            &created,
+                            &warnings,
+                        );
                     }
                 }
             }
@@ -184,7 +207,14 @@ async fn apply(
                     Err(ApiError::NotFound(_)) => continue,
                     Err(other) => return Err(other),
                     Ok(updated) => {
-                        return respond(target, params, wanted, StatusCode::OK, &updated, &warnings);
+                        return respond(
+                            target,
+                            params,
+                            wanted,
+                            StatusCode::OK,
+                            &updated,
+                            &warnings,
+                        );
                     }
                 }
             }
@@ -241,8 +271,15 @@ pub async fn guaranteed_update(
         if params.dry_run() {
             return Ok(next);
         }
-        let outcome = if objects::is_deleting(&next) && objects::finalizers(&next).is_empty() && !awaits_node(resource, &next) {
-            server.store.delete(&key, Some(current_rv)).await.map(|rev| (rev, true))
+        let outcome = if objects::is_deleting(&next)
+            && objects::finalizers(&next).is_empty()
+            && !awaits_node(resource, &next)
+        {
+            server
+                .store
+                .delete(&key, Some(current_rv))
+                .await
+                .map(|rev| (rev, true))
         } else {
             server
                 .store
@@ -296,7 +333,11 @@ impl DeleteOptions {
         let propagation = params
             .get("propagationPolicy")
             .map(String::from)
-            .or_else(|| body.get("propagationPolicy").and_then(Value::as_str).map(String::from))
+            .or_else(|| {
+                body.get("propagationPolicy")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
             .or_else(|| orphan.map(|o| if o { "Orphan" } else { "Background" }.to_string()));
         if let Some(p) = &propagation
             && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
@@ -310,7 +351,10 @@ impl DeleteOptions {
                 .int("gracePeriodSeconds")?
                 .or_else(|| body.get("gracePeriodSeconds").and_then(Value::as_i64)),
             propagation,
-            uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from),
+            uid: body
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(String::from),
             resource_version: body
                 .pointer("/preconditions/resourceVersion")
                 .and_then(Value::as_str)
@@ -340,7 +384,11 @@ async fn delete_object(
     for _ in 0..CONFLICT_RETRIES {
         let (key, current) = fetch(server, target).await?;
         let current_rv = objects::resource_version(&current).unwrap_or_default();
-        if options.uid.as_deref().is_some_and(|uid| objects::meta_str(&current, "uid") != Some(uid)) {
+        if options
+            .uid
+            .as_deref()
+            .is_some_and(|uid| objects::meta_str(&current, "uid") != Some(uid))
+        {
             return Err(ApiError::ConflictWith {
                 target: target.error_target(),
                 message: "Precondition failed: UID in precondition does not match the UID in the stored object".into(),
@@ -388,7 +436,10 @@ async fn delete_object(
             .and_then(Value::as_i64)
             .is_none_or(|g| grace < g);
         if !already || (graceful && shorter) {
-            meta.insert("deletionTimestamp".into(), json!(objects::rfc3339(now + grace)));
+            meta.insert(
+                "deletionTimestamp".into(),
+                json!(objects::rfc3339(now + grace)),
+            );
             meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
         }
         if next == current {
@@ -397,7 +448,11 @@ async fn delete_object(
         if params.dry_run() {
             return Ok(next);
         }
-        match server.store.update(&key, objects::encode(&next), current_rv).await {
+        match server
+            .store
+            .update(&key, objects::encode(&next), current_rv)
+            .await
+        {
             Ok(revision) => {
                 objects::set_resource_version(&mut next, revision);
                 return Ok(next);
@@ -419,7 +474,10 @@ fn grace_period(
     if resource.kind != "Pod" || !resource.group.is_empty() {
         return 0;
     }
-    let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let bound = obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
     let finished = matches!(
         obj.pointer("/status/phase").and_then(Value::as_str),
         Some("Succeeded" | "Failed")
@@ -429,7 +487,10 @@ fn grace_period(
     }
     options
         .grace_period
-        .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+        .or_else(|| {
+            obj.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
         .unwrap_or(30)
         .max(0)
 }
@@ -465,4 +526,3 @@ pub async fn delete_collection(
     });
     Ok(body::object_response(StatusCode::OK, &list))
 }
-

@@ -7,7 +7,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "rkube", version, about = "A Kubernetes-compatible, WebAssembly-native orchestrator")]
+#[command(
+    name = "rkube",
+    version,
+    about = "A Kubernetes-compatible, WebAssembly-native orchestrator"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -40,7 +44,9 @@ enum Command {
 
 /// `/var/lib/rkube` as root, else `$XDG_DATA_HOME/rkube` (or `~/.local/share/rkube`).
 fn default_data_dir() -> PathBuf {
-    if std::env::var("USER").as_deref() == Ok("root") || std::env::var("HOME").as_deref() == Ok("/root") {
+    if std::env::var("USER").as_deref() == Ok("root")
+        || std::env::var("HOME").as_deref() == Ok("/root")
+    {
         return PathBuf::from("/var/lib/rkube");
     }
     std::env::var_os("XDG_DATA_HOME")
@@ -53,7 +59,9 @@ fn default_data_dir() -> PathBuf {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -1,0 +1,141 @@
+//! Recording core/v1 Events about objects, as `kubectl describe` shows them. A repeated
+//! event (same object, reason and message) bumps the count of the existing one.
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, Resource, ResourceExt};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    fn as_str(self) -> &'static str {
+        match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("recording event {reason} for {object}: {source}")]
+pub struct EventError {
+    pub reason: String,
+    pub object: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+/// Records events on behalf of one component (e.g. `default-scheduler`).
+#[derive(Clone)]
+pub struct Recorder {
+    client: Client,
+    component: String,
+}
+
+impl Recorder {
+    pub fn new(client: Client, component: impl Into<String>) -> Self {
+        Recorder {
+            client,
+            component: component.into(),
+        }
+    }
+
+    /// Records an event about `object`.
+    pub async fn record<K>(
+        &self,
+        object: &K,
+        kind: EventType,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), EventError>
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let reference = object.object_ref(&());
+        self.record_ref(&reference, kind, reason, message).await
+    }
+
+    pub async fn record_ref(
+        &self,
+        reference: &ObjectReference,
+        kind: EventType,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), EventError> {
+        let namespace = reference
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
+        let object_name = reference.name.clone().unwrap_or_default();
+        let err = |source| EventError {
+            reason: reason.to_string(),
+            object: object_name.clone(),
+            source,
+        };
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        // A stable name per (object, reason, message) lets repeats update one event.
+        let digest = fnv(&format!("{reason}\0{message}\0{}", self.component));
+        let uid_part = reference.uid.as_deref().unwrap_or_default();
+        let name = format!("{object_name}.{:x}{}", digest, short(uid_part));
+        let now = crate::time::now();
+        match events.get_opt(&name).await.map_err(err)? {
+            Some(existing) => {
+                let count = existing.count.unwrap_or(1) + 1;
+                let patch = serde_json::json!({"count": count, "lastTimestamp": now});
+                events
+                    .patch(
+                        &existing.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(patch),
+                    )
+                    .await
+                    .map_err(err)?;
+            }
+            None => {
+                let mut event = Event {
+                    involved_object: reference.clone(),
+                    reason: Some(reason.to_string()),
+                    message: Some(message.to_string()),
+                    type_: Some(kind.as_str().to_string()),
+                    count: Some(1),
+                    first_timestamp: Some(now.clone()),
+                    last_timestamp: Some(now),
+                    source: Some(EventSource {
+                        component: Some(self.component.clone()),
+                        host: None,
+                    }),
+                    reporting_component: Some(self.component.clone()),
+                    reporting_instance: Some(self.component.clone()),
+                    ..Event::default()
+                };
+                event.metadata.name = Some(name);
+                event.metadata.namespace = Some(namespace);
+                match events.create(&PostParams::default(), &event).await {
+                    Ok(_) => {}
+                    // Another writer recorded the same event first; the count is best effort.
+                    Err(kube::Error::Api(status)) if status.code == 409 => {}
+                    Err(e) => return Err(err(e)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn short(uid: &str) -> String {
+    uid.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect()
+}
+
+/// FNV-1a: a stable, dependency-free hash for event names.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
