@@ -1,7 +1,7 @@
 //! Discovery (`/api`, `/apis`, group and resource lists), `/version` and OpenAPI.
 
 use axum::extract::Path;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rkube_api::resources::{self, ResourceInfo, Subresource};
 use serde_json::{Value, json};
@@ -37,7 +37,10 @@ fn go_arch() -> &'static str {
     }
 }
 
-pub async fn core_versions() -> Response {
+pub async fn core_versions(headers: HeaderMap) -> Response {
+    if wants_aggregated(&headers) {
+        return aggregated(|group| group.is_empty());
+    }
     body::object_response(
         StatusCode::OK,
         &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
@@ -49,7 +52,10 @@ fn group_json(group: &str) -> Value {
     json!({"name": group, "versions": [gv], "preferredVersion": gv})
 }
 
-pub async fn group_list() -> Response {
+pub async fn group_list(headers: HeaderMap) -> Response {
+    if wants_aggregated(&headers) {
+        return aggregated(|group| !group.is_empty());
+    }
     let groups: Vec<Value> = resources::groups()
         .into_iter()
         .filter(|g| !g.is_empty())
@@ -59,6 +65,82 @@ pub async fn group_list() -> Response {
         StatusCode::OK,
         &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
     )
+}
+
+/// The media type of aggregated discovery (one request for every group's resources), which
+/// kubectl 1.30+ asks for first.
+const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+fn wants_aggregated(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| {
+            accept.split(',').any(|choice| {
+                let params: Vec<&str> = choice.split(';').map(str::trim).collect();
+                params.contains(&"as=APIGroupDiscoveryList")
+                    && params.contains(&"g=apidiscovery.k8s.io")
+                    && params.contains(&"v=v2")
+            })
+        })
+}
+
+fn aggregated_resource(r: &ResourceInfo) -> Value {
+    let subresources: Vec<Value> = r
+        .subresources
+        .iter()
+        .map(|sub| {
+            let listed = subresource_json(r, *sub);
+            let (group, version) = match sub {
+                Subresource::Scale => ("autoscaling", "v1"),
+                _ => (r.group, r.version),
+            };
+            json!({
+                "subresource": sub.name(),
+                "responseKind": {"group": group, "version": version, "kind": listed["kind"]},
+                "verbs": listed["verbs"],
+            })
+        })
+        .collect();
+    json!({
+        "resource": r.plural,
+        "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": VERBS,
+        "shortNames": r.short_names,
+        "categories": r.categories,
+        "subresources": subresources,
+    })
+}
+
+fn aggregated(include: impl Fn(&str) -> bool) -> Response {
+    let items: Vec<Value> = resources::groups()
+        .into_iter()
+        .filter(|g| include(g))
+        .map(|group| {
+            let resources: Vec<Value> = resources::RESOURCES
+                .iter()
+                .filter(|r| r.group == group)
+                .map(aggregated_resource)
+                .collect();
+            json!({
+                "metadata": {"name": group},
+                "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
+            })
+        })
+        .collect();
+    let list = json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    });
+    let mut response = body::object_response(StatusCode::OK, &list);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(AGGREGATED));
+    response
 }
 
 pub fn group(group: &str) -> Response {
