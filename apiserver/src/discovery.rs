@@ -241,3 +241,63 @@ pub async fn openapi_document(Path(path): Path<String>) -> Response {
         None => ApiError::NoSuchRoute.into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn json_of(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn aggregated_discovery_lists_every_group_with_subresources() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+            ),
+        );
+        let response = group_list(headers.clone()).await;
+        assert_eq!(response.headers()[header::CONTENT_TYPE], AGGREGATED);
+        let body = json_of(response).await;
+        let apps = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "apps")
+            .unwrap();
+        let deployments = &apps["versions"][0]["resources"][0];
+        assert_eq!(deployments["resource"], "deployments");
+        assert_eq!(deployments["scope"], "Namespaced");
+        let scale = deployments["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["subresource"] == "scale")
+            .unwrap();
+        assert_eq!(scale["responseKind"]["group"], "autoscaling");
+
+        let core = json_of(core_versions(headers).await).await;
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        assert_eq!(core["items"][0]["metadata"]["name"], "");
+    }
+
+    #[tokio::test]
+    async fn legacy_discovery_without_the_aggregated_accept() {
+        let body = json_of(group_list(HeaderMap::new()).await).await;
+        assert_eq!(body["kind"], "APIGroupList");
+        let list = json_of(resource_list("", "v1")).await;
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert!(names.contains(&"pods/binding") && names.contains(&"pods/status"));
+    }
+}
