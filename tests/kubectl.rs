@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use rkube_harness::{Kubectl, RkubeApiserver};
+use rkube_harness::{Etcd, Kubectl, RkubeApiserver};
 
 const RKUBE: &str = env!("CARGO_BIN_EXE_rkube");
 
@@ -108,8 +108,8 @@ fn wait_for_line(rx: &mpsc::Receiver<String>, needle: &str) -> anyhow::Result<St
     anyhow::bail!("watch never printed {needle:?}; saw {seen:?}")
 }
 
-fn scenario(version: &str) -> anyhow::Result<()> {
-    let server = RkubeApiserver::start(Path::new(RKUBE), &[])?;
+fn scenario(version: &str, server_flags: &[&str]) -> anyhow::Result<()> {
+    let server = RkubeApiserver::start(Path::new(RKUBE), server_flags)?;
     let k = Kubectl::new(version, &server.kubeconfig())?;
     let dir = tempfile::tempdir()?;
     let manifest = dir.path().join("app.yaml");
@@ -287,10 +287,16 @@ fn scenario(version: &str) -> anyhow::Result<()> {
 
 #[test]
 fn kubectl_1_33_drives_the_api_server() -> anyhow::Result<()> {
-    scenario("1.33")
+    scenario("1.33", &[])
 }
 
 #[test]
 fn kubectl_1_32_drives_the_api_server() -> anyhow::Result<()> {
-    scenario("1.32")
+    scenario("1.32", &[])
+}
+
+#[test]
+fn kubectl_drives_the_api_server_on_etcd() -> anyhow::Result<()> {
+    let etcd = Etcd::start()?;
+    scenario("1.33", &["--etcd", &etcd.endpoint()])
 }
