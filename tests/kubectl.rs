@@ -300,3 +300,50 @@ fn kubectl_drives_the_api_server_on_etcd() -> anyhow::Result<()> {
     let etcd = Etcd::start()?;
     scenario("1.33", &["--etcd", &etcd.endpoint()])
 }
+
+#[test]
+fn a_crash_loses_nothing_and_revisions_keep_rising() -> anyhow::Result<()> {
+    let mut server = RkubeApiserver::start(Path::new(RKUBE), &[])?;
+    let k = Kubectl::new("1.33", &server.kubeconfig())?;
+    for i in 0..20 {
+        k.run(&[
+            "create",
+            "configmap",
+            &format!("cm-{i}"),
+            &format!("--from-literal=i={i}"),
+        ])?;
+    }
+    let before: u64 = k
+        .run(&[
+            "get",
+            "configmap",
+            "cm-19",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])?
+        .parse()?;
+    server.crash_and_restart()?;
+    let k = Kubectl::new("1.33", &server.kubeconfig())?;
+    let names = k.run(&["get", "configmaps", "-o", "name"])?;
+    for i in 0..20 {
+        ensure!(
+            names.contains(&format!("configmap/cm-{i}\n")),
+            "cm-{i} lost:\n{names}"
+        );
+    }
+    k.run(&["create", "configmap", "after"])?;
+    let after: u64 = k
+        .run(&[
+            "get",
+            "configmap",
+            "after",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])?
+        .parse()?;
+    ensure!(
+        after > before,
+        "resourceVersion went from {before} to {after}"
+    );
+    Ok(())
+}

@@ -8,46 +8,78 @@ use anyhow::{Context, bail};
 
 use crate::{Daemon, free_port};
 
-/// `rkube apiserver` on a loopback port with its own data dir, stopped on drop.
+/// `rkube apiserver` on a loopback port with its own data dir, stopped (SIGKILL) on drop.
 pub struct RkubeApiserver {
-    daemon: Daemon,
+    /// `None` only between a kill and the restart.
+    daemon: Option<Daemon>,
+    binary: PathBuf,
+    extra: Vec<String>,
+    data: tempfile::TempDir,
     pub port: u16,
 }
 
 impl RkubeApiserver {
     /// Starts `binary apiserver` with a fresh data dir; `extra` are more flags (e.g. `--etcd`).
     pub fn start(binary: &Path, extra: &[&str]) -> anyhow::Result<RkubeApiserver> {
+        let data = tempfile::tempdir()?;
         let port = free_port();
-        let mut daemon = Daemon::spawn("rkube-apiserver", |dir| {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let daemon = Self::spawn(binary, data.path(), port, &extra)?;
+        Ok(RkubeApiserver {
+            daemon: Some(daemon),
+            binary: binary.to_path_buf(),
+            extra,
+            data,
+            port,
+        })
+    }
+
+    fn spawn(binary: &Path, data: &Path, port: u16, extra: &[String]) -> anyhow::Result<Daemon> {
+        let kubeconfig = data.join("kubeconfig");
+        let _ = std::fs::remove_file(&kubeconfig);
+        let mut daemon = Daemon::spawn("rkube-apiserver", |_| {
             let mut cmd = Command::new(binary);
             cmd.arg("apiserver")
                 .arg("--data-dir")
-                .arg(dir.join("data"))
+                .arg(data)
                 .arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))
                 .args(extra);
             cmd
         })?;
-        let kubeconfig = daemon.dir().join("data/kubeconfig");
         daemon.wait_until(
             "the kubeconfig to be written",
             Duration::from_secs(20),
             || kubeconfig.exists(),
         )?;
         daemon.wait_for_port(port, Duration::from_secs(20))?;
-        Ok(RkubeApiserver { daemon, port })
+        Ok(daemon)
+    }
+
+    /// Kills the server as a crash would (SIGKILL, no shutdown) and starts it again on the
+    /// same data dir and port.
+    pub fn crash_and_restart(&mut self) -> anyhow::Result<()> {
+        // Dropping the daemon kills it by PID and reaps it before the new one binds.
+        self.daemon = None;
+        self.daemon = Some(Self::spawn(
+            &self.binary,
+            self.data.path(),
+            self.port,
+            &self.extra,
+        )?);
+        Ok(())
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
-        self.daemon.dir().join("data/kubeconfig")
+        self.data.path().join("kubeconfig")
     }
 
-    pub fn data_dir(&self) -> PathBuf {
-        self.daemon.dir().join("data")
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
     }
 
-    pub fn daemon(&self) -> &Daemon {
-        &self.daemon
+    pub fn daemon(&self) -> Option<&Daemon> {
+        self.daemon.as_ref()
     }
 }
 
