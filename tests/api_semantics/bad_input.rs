@@ -1,0 +1,93 @@
+//! Bodies the server must refuse with a Status and without storing anything.
+
+use http::Method;
+use serde_json::json;
+
+use crate::support::{JSON, MERGE, TestApi, configmap};
+
+const CMS: &str = "/api/v1/namespaces/default/configmaps";
+
+on_both_stores!(rejected_bodies_store_nothing);
+
+async fn rejected_bodies_store_nothing(api: TestApi) {
+    api.create(CMS, &configmap("kept", json!({}))).await;
+    let before = api.read(CMS).await;
+    let revision = api.server.store.current_revision().await.unwrap();
+
+    let status = api
+        .call(Method::POST, CMS, JSON, r#"{"metadata": {"name": "#)
+        .await
+        .failure(400, "BadRequest");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("error decoding JSON request body"),
+        "{message}"
+    );
+
+    let status = api
+        .call(
+            Method::POST,
+            CMS,
+            "application/yaml",
+            "metadata: [unclosed\n",
+        )
+        .await
+        .failure(400, "BadRequest");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("error decoding YAML request body"),
+        "{message}"
+    );
+
+    let array = json!([configmap("in-array", json!({}))]).to_string();
+    let status = api
+        .call(Method::POST, CMS, JSON, array)
+        .await
+        .failure(400, "BadRequest");
+    assert_eq!(
+        status["message"],
+        "the request body must be a JSON or YAML object"
+    );
+
+    let status = api
+        .call(
+            Method::POST,
+            CMS,
+            "text/html",
+            configmap("html", json!({})).to_string(),
+        )
+        .await
+        .failure(415, "UnsupportedMediaType");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the body of the request was in an unknown format")
+    );
+
+    let mut huge = configmap("huge", json!({}));
+    huge["data"]["blob"] = json!("x".repeat(3 * 1024 * 1024));
+    let status = api
+        .call(Method::POST, CMS, JSON, huge.to_string())
+        .await
+        .failure(413, "RequestEntityTooLarge");
+    assert_eq!(
+        status["message"],
+        "the request is too large: limit is 3145728 bytes"
+    );
+
+    // Bad bodies on an existing object leave it alone too.
+    let kept = format!("{CMS}/kept");
+    api.call(Method::PUT, &kept, JSON, "{not json")
+        .await
+        .failure(400, "BadRequest");
+    api.call(Method::PATCH, &kept, MERGE, "[")
+        .await
+        .failure(400, "BadRequest");
+    api.call(Method::PATCH, &kept, "application/xml", "{}")
+        .await
+        .failure(415, "UnsupportedMediaType");
+
+    assert_eq!(api.read(CMS).await, before);
+    assert_eq!(api.server.store.current_revision().await.unwrap(), revision);
+}
