@@ -91,3 +91,43 @@ async fn rejected_bodies_store_nothing(api: TestApi) {
     assert_eq!(api.read(CMS).await, before);
     assert_eq!(api.server.store.current_revision().await.unwrap(), revision);
 }
+
+#[tokio::test]
+async fn unroutable_requests_are_statuses() {
+    let api = TestApi::memory().await;
+    for path in [
+        "/api/v1/namespaces/default/widgets",
+        "/apis/apps/v1/namespaces/default/pods",
+        "/api/v2/pods",
+        "/api/v1/namespaces/default/configmaps/x/scale",
+        "/nothing/here",
+    ] {
+        let status = api.get(path).await.failure(404, "NotFound");
+        assert_eq!(
+            status["message"], "the server could not find the requested resource",
+            "{path}"
+        );
+    }
+    api.create(CMS, &configmap("c", json!({}))).await;
+    api.call(Method::POST, &format!("{CMS}/c"), JSON, "{}")
+        .await
+        .failure(405, "MethodNotAllowed");
+    api.get(&format!("{CMS}/absent"))
+        .await
+        .failure(404, "NotFound");
+    let status = api
+        .post(CMS, &configmap("c", json!({})))
+        .await
+        .failure(409, "AlreadyExists");
+    assert_eq!(status["message"], r#"configmaps "c" already exists"#);
+    assert_eq!(
+        status["details"],
+        json!({"name": "c", "group": "", "kind": "configmaps"})
+    );
+    let mut other_kind = configmap("s", json!({}));
+    other_kind["kind"] = json!("Secret");
+    api.post(CMS, &other_kind).await.failure(400, "BadRequest");
+    api.get(&format!("{CMS}?resourceVersion=abc"))
+        .await
+        .failure(400, "BadRequest");
+}
