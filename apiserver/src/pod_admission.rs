@@ -5,35 +5,41 @@
 use rkube_api::resources;
 use serde_json::{Map, Value, json};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Target};
 use crate::objects;
 use crate::server::ApiServer;
 
 /// How long pods stay on a not-ready or unreachable node before eviction, by default.
 const DEFAULT_TOLERATION_SECONDS: i64 = 300;
 
-pub async fn admit_new_pod(server: &ApiServer, pod: &mut Value) -> ApiResult<()> {
+/// `target` names the pod in the Forbidden errors.
+pub async fn admit_new_pod(server: &ApiServer, target: &Target, pod: &mut Value) -> ApiResult<()> {
     if let Some(class) = pod
         .pointer("/spec/runtimeClassName")
         .and_then(Value::as_str)
         .map(String::from)
     {
-        let runtime_class = lookup_runtime_class(server, &class).await?;
-        apply_runtime_class(pod, &class, &runtime_class)?;
+        let runtime_class = lookup_runtime_class(server, target, &class).await?;
+        apply_runtime_class(pod, target, &class, &runtime_class)?;
     }
     add_default_tolerations(pod);
     Ok(())
 }
 
-async fn lookup_runtime_class(server: &ApiServer, class: &str) -> ApiResult<Value> {
+async fn lookup_runtime_class(
+    server: &ApiServer,
+    target: &Target,
+    class: &str,
+) -> ApiResult<Value> {
     let runtime_classes = resources::find("node.k8s.io", "v1", "runtimeclasses")
         .ok_or_else(|| ApiError::Internal("runtimeclasses are not registered".into()))?;
     let key = objects::key(runtime_classes, None, class);
     match server.store.get(&key).await? {
         Some(kv) => objects::decode(&kv),
-        None => Err(ApiError::Forbidden(format!(
-            "pod rejected: RuntimeClass \"{class}\" not found"
-        ))),
+        None => Err(ApiError::Forbidden {
+            target: target.clone(),
+            message: format!("pod rejected: RuntimeClass \"{class}\" not found"),
+        }),
     }
 }
 
@@ -44,11 +50,15 @@ fn spec_mut(pod: &mut Value) -> &mut Map<String, Value> {
     pod["spec"].as_object_mut().expect("just made an object")
 }
 
-fn apply_runtime_class(pod: &mut Value, class: &str, runtime_class: &Value) -> ApiResult<()> {
-    let forbidden = |what: &str| {
-        ApiError::Forbidden(format!(
-            "pod rejected: {what} conflicts with RuntimeClass \"{class}\""
-        ))
+fn apply_runtime_class(
+    pod: &mut Value,
+    target: &Target,
+    class: &str,
+    runtime_class: &Value,
+) -> ApiResult<()> {
+    let forbidden = |what: &str| ApiError::Forbidden {
+        target: target.clone(),
+        message: format!("pod rejected: {what} conflicts with RuntimeClass \"{class}\""),
     };
     if let Some(overhead) = runtime_class.pointer("/overhead/podFixed") {
         let spec = spec_mut(pod);
@@ -149,7 +159,8 @@ mod tests {
         });
         let mut pod =
             json!({"spec": {"runtimeClassName": "wasmtime", "nodeSelector": {"zone": "a"}}});
-        apply_runtime_class(&mut pod, "wasmtime", &class).unwrap();
+        let target = Target::default();
+        apply_runtime_class(&mut pod, &target, "wasmtime", &class).unwrap();
         assert_eq!(pod["spec"]["overhead"]["memory"], "1Mi");
         assert_eq!(
             pod["spec"]["nodeSelector"],
@@ -159,8 +170,8 @@ mod tests {
 
         let mut conflicting = json!({"spec": {"nodeSelector": {"rkube.io/wasm": "false"}}});
         assert!(matches!(
-            apply_runtime_class(&mut conflicting, "wasmtime", &class),
-            Err(ApiError::Forbidden(_))
+            apply_runtime_class(&mut conflicting, &target, "wasmtime", &class),
+            Err(ApiError::Forbidden { .. })
         ));
     }
 

@@ -62,16 +62,17 @@ async fn create_object(
     if let Some(manager) = apply_manager {
         managed::record_apply(obj, manager, &resource.api_version());
     }
+    let name = objects::name(obj).to_string();
     let namespace = objects::namespace(obj).map(String::from);
     if let Some(ns) = &namespace {
         ensure_namespace_open(server, ns, ErrorTarget::new(resource, &name)).await?;
     }
     // Mutating admission before validation, as in kube-apiserver.
     if resource.kind == "Pod" && resource.group.is_empty() {
-        crate::pod_admission::admit_new_pod(server, obj).await?;
+        crate::pod_admission::admit_new_pod(server, &ErrorTarget::new(resource, &name), obj)
+            .await?;
     }
     admission::default_and_validate(resource, obj, None)?;
-    let name = objects::name(obj).to_string();
     crate::allocate::on_create(server, resource, obj).await?;
     if params.dry_run() {
         return Ok(obj.clone());
