@@ -2,7 +2,7 @@
 //!
 //! Adding a controller: a module exposing
 //!
-//! ```ignore
+//! ```text
 //! pub async fn run(ctx: Context) -> Result<(), SomeError>
 //! ```
 //!
@@ -20,7 +20,7 @@ use kube::Client;
 use rkube_client::leader::{self, LeaseConfig};
 
 use crate::context::Context;
-use crate::{deployment, replicaset};
+use crate::{deployment, endpoints, endpointslice, gc, namespace, replicaset, serviceaccount};
 
 /// kube-controller-manager's settings that the controllers use.
 #[derive(Debug, Clone)]
@@ -85,6 +85,11 @@ fn controllers(ctx: &Context) -> Vec<Running> {
     vec![
         start("replicaset", replicaset::run(ctx.clone())),
         start("deployment", deployment::run(ctx.clone())),
+        start("garbage-collector", gc::run(ctx.clone())),
+        start("namespace", namespace::run(ctx.clone())),
+        start("serviceaccount", serviceaccount::run(ctx.clone())),
+        start("endpoints", endpoints::run(ctx.clone())),
+        start("endpointslice", endpointslice::run(ctx.clone())),
     ]
 }
 
