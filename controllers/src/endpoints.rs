@@ -117,31 +117,38 @@ pub fn subsets(svc: &Service, selected: &[&Pod]) -> Vec<EndpointSubset> {
         BTreeMap::new();
     for pod in selected {
         let ports = pod_ports(svc, pod);
-        let has_ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref()).is_some_and(|p| !p.is_empty());
+        let has_ports = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .is_some_and(|p| !p.is_empty());
         if has_ports && ports.is_empty() {
             continue;
         }
-        let subset = groups.entry(ports.clone()).or_insert_with(|| EndpointSubset {
-            ports: (!ports.is_empty()).then(|| {
-                ports
-                    .iter()
-                    .map(|(name, port, protocol, app_protocol)| EndpointPort {
-                        name: name.clone(),
-                        port: *port,
-                        protocol: Some(protocol.clone()),
-                        app_protocol: app_protocol.clone(),
-                    })
-                    .collect()
-            }),
-            ..EndpointSubset::default()
-        });
+        let subset = groups
+            .entry(ports.clone())
+            .or_insert_with(|| EndpointSubset {
+                ports: (!ports.is_empty()).then(|| {
+                    ports
+                        .iter()
+                        .map(|(name, port, protocol, app_protocol)| EndpointPort {
+                            name: name.clone(),
+                            port: *port,
+                            protocol: Some(protocol.clone()),
+                            app_protocol: app_protocol.clone(),
+                        })
+                        .collect()
+                }),
+                ..EndpointSubset::default()
+            });
         let address = EndpointAddress {
             ip: pod_ip(pod).unwrap_or_default(),
             node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
             target_ref: Some(pod_reference(pod)),
             hostname: None,
         };
-        let ready = publish_not_ready || (pods::is_ready(pod) && pod.metadata.deletion_timestamp.is_none());
+        let ready =
+            publish_not_ready || (pods::is_ready(pod) && pod.metadata.deletion_timestamp.is_none());
         let list = if ready {
             subset.addresses.get_or_insert_with(Vec::new)
         } else {
@@ -177,7 +184,11 @@ pub async fn run(ctx: Context) -> Result<(), EndpointsError> {
     services.on_change(move |svc| q.add(Key::of(svc)));
     let q = queue.clone();
     endpoints.on_change(move |ep| q.add(Key::of(ep)));
-    let (q, svc_store, ep_store) = (queue.clone(), shared.services.clone(), shared.endpoints.clone());
+    let (q, svc_store, ep_store) = (
+        queue.clone(),
+        shared.services.clone(),
+        shared.endpoints.clone(),
+    );
     pods.on_change(move |pod| {
         services_of_pod(&svc_store, pod)
             .into_iter()
@@ -254,7 +265,12 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, EndpointsError> {
         }
         return Ok(Next::Done);
     };
-    if svc.spec.as_ref().and_then(|s| s.selector.as_ref()).is_none() {
+    if svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .is_none()
+    {
         // Endpoints of a Service without selector are the user's.
         return Ok(Next::Done);
     }
@@ -297,7 +313,9 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, EndpointsError> {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{Container, ContainerPort, PodCondition, PodSpec, PodStatus, ServiceSpec};
+    use k8s_openapi::api::core::v1::{
+        Container, ContainerPort, PodCondition, PodSpec, PodStatus, ServiceSpec,
+    };
 
     use super::*;
 
@@ -359,18 +377,34 @@ mod tests {
         let selected = service_pods(&svc, &pods);
         let subsets = subsets(&svc, &selected);
         assert_eq!(subsets.len(), 2, "c has no port named web");
-        let by_port = |port| subsets.iter().find(|s| s.ports.as_ref().unwrap()[0].port == port).unwrap();
+        let by_port = |port| {
+            subsets
+                .iter()
+                .find(|s| s.ports.as_ref().unwrap()[0].port == port)
+                .unwrap()
+        };
         assert_eq!(by_port(8080).addresses.as_ref().unwrap()[0].ip, "10.0.0.2");
-        assert_eq!(by_port(9090).not_ready_addresses.as_ref().unwrap()[0].ip, "10.0.0.1");
+        assert_eq!(
+            by_port(9090).not_ready_addresses.as_ref().unwrap()[0].ip,
+            "10.0.0.1"
+        );
     }
 
     #[test]
     fn numeric_target_ports_apply_to_every_pod() {
-        let pods = vec![pod("a", "10.0.0.2", true, "x", 1), pod("b", "10.0.0.1", true, "y", 2)];
+        let pods = vec![
+            pod("a", "10.0.0.2", true, "x", 1),
+            pod("b", "10.0.0.1", true, "y", 2),
+        ];
         let svc = service(IntOrString::Int(8080));
         let subsets = subsets(&svc, &service_pods(&svc, &pods));
         assert_eq!(subsets.len(), 1);
-        let ips: Vec<&str> = subsets[0].addresses.iter().flatten().map(|a| a.ip.as_str()).collect();
+        let ips: Vec<&str> = subsets[0]
+            .addresses
+            .iter()
+            .flatten()
+            .map(|a| a.ip.as_str())
+            .collect();
         assert_eq!(ips, ["10.0.0.1", "10.0.0.2"]);
     }
 }

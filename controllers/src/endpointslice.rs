@@ -51,8 +51,10 @@ pub fn desired_slices(svc: &Service, selected: &[&Pod]) -> Vec<Desired> {
         .as_ref()
         .and_then(|s| s.ports.as_ref())
         .is_some_and(|p| !p.is_empty());
-    let mut groups: BTreeMap<(String, Vec<(Option<String>, i32, String, Option<String>)>), Vec<Endpoint>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<
+        (String, Vec<(Option<String>, i32, String, Option<String>)>),
+        Vec<Endpoint>,
+    > = BTreeMap::new();
     for pod in selected {
         let ports = pod_ports(svc, pod);
         if has_ports && ports.is_empty() {
@@ -62,17 +64,20 @@ pub fn desired_slices(svc: &Service, selected: &[&Pod]) -> Vec<Desired> {
         let family = if ip.contains(':') { "IPv6" } else { "IPv4" };
         let terminating = pod.metadata.deletion_timestamp.is_some();
         let serving = pods::is_ready(pod);
-        groups.entry((family.to_string(), ports)).or_default().push(Endpoint {
-            addresses: vec![ip],
-            conditions: Some(EndpointConditions {
-                ready: Some(publish_not_ready || (serving && !terminating)),
-                serving: Some(serving),
-                terminating: Some(terminating),
-            }),
-            node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-            target_ref: Some(pod_reference(pod)),
-            ..Endpoint::default()
-        });
+        groups
+            .entry((family.to_string(), ports))
+            .or_default()
+            .push(Endpoint {
+                addresses: vec![ip],
+                conditions: Some(EndpointConditions {
+                    ready: Some(publish_not_ready || (serving && !terminating)),
+                    serving: Some(serving),
+                    terminating: Some(terminating),
+                }),
+                node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+                target_ref: Some(pod_reference(pod)),
+                ..Endpoint::default()
+            });
     }
     let mut out = Vec::new();
     for ((family, ports), endpoints) in groups {
@@ -125,7 +130,11 @@ pub async fn run(ctx: Context) -> Result<(), EndpointSliceError> {
             q.add(Key::new(&slice.namespace().unwrap_or_default(), svc));
         }
     });
-    let (q, svc_store, slice_store) = (queue.clone(), shared.services.clone(), shared.slices.clone());
+    let (q, svc_store, slice_store) = (
+        queue.clone(),
+        shared.services.clone(),
+        shared.slices.clone(),
+    );
     pods.on_change(move |pod| {
         let listed = listing_pod(&slice_store, pod);
         services_of_pod(&svc_store, pod)
@@ -155,7 +164,11 @@ fn listing_pod(slices: &Store<EndpointSlice>, pod: &Pod) -> Vec<Key> {
                 .iter()
                 .any(|e| e.target_ref.as_ref().and_then(|r| r.uid.as_deref()) == uid)
         })
-        .filter_map(|s| s.labels().get(SERVICE_NAME).map(|svc| Key::new(&s.namespace().unwrap_or_default(), svc)))
+        .filter_map(|s| {
+            s.labels()
+                .get(SERVICE_NAME)
+                .map(|svc| Key::new(&s.namespace().unwrap_or_default(), svc))
+        })
         .collect()
 }
 
@@ -172,7 +185,12 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, EndpointSliceErro
         // Slices are owned by the Service: the garbage collector removes them.
         return Ok(Next::Done);
     };
-    if svc.spec.as_ref().and_then(|s| s.selector.as_ref()).is_none() {
+    if svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .is_none()
+    {
         return Ok(Next::Done);
     }
     let svc_uid = svc.uid().unwrap_or_default();
@@ -191,12 +209,14 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, EndpointSliceErro
     let mut unused: Vec<Arc<EndpointSlice>> = existing;
     for desired in wanted {
         // Reuse a slice with the same ports and family, else create one.
-        let reuse = unused
-            .iter()
-            .position(|s| s.address_type == desired.address_type && s.ports.clone().unwrap_or_default() == desired.ports);
+        let reuse = unused.iter().position(|s| {
+            s.address_type == desired.address_type
+                && s.ports.clone().unwrap_or_default() == desired.ports
+        });
         match reuse.map(|i| unused.remove(i)) {
             Some(slice) => {
-                let same = slice.endpoints == desired.endpoints && slice.metadata.labels.as_ref() == Some(&labels);
+                let same = slice.endpoints == desired.endpoints
+                    && slice.metadata.labels.as_ref() == Some(&labels);
                 if !same {
                     let mut updated = (*slice).clone();
                     updated.endpoints = desired.endpoints;
@@ -226,7 +246,10 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, EndpointSliceErro
         }
     }
     for slice in unused {
-        match api.delete(&slice.name_any(), &DeleteParams::default()).await {
+        match api
+            .delete(&slice.name_any(), &DeleteParams::default())
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(source) => return Err(err("deleting", source)),

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use kube::api::Api;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 
 /// A change handler: receives each added, modified or deleted object.
 pub type Handler<K> = Box<dyn Fn(&K) + Send + Sync>;
@@ -21,6 +22,8 @@ pub type Handler<K> = Box<dyn Fn(&K) + Send + Sync>;
 pub struct Informer<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
     handlers: Arc<Mutex<Vec<Handler<K>>>>,
+    // `Store::wait_until_ready` wakes only one of several waiters; this wakes them all.
+    synced: watch::Receiver<bool>,
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Clone for Informer<K> {
@@ -28,6 +31,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for Informer<K> {
         Informer {
             store: self.store.clone(),
             handlers: Arc::clone(&self.handlers),
+            synced: self.synced.clone(),
         }
     }
 }
@@ -40,9 +44,11 @@ where
     fn start(client: Client) -> Self {
         let (store, mut writer) = reflector::store::<K>();
         let handlers: Arc<Mutex<Vec<Handler<K>>>> = Arc::default();
+        let (synced_tx, synced) = watch::channel(false);
         let informer = Informer {
             store: store.clone(),
             handlers: Arc::clone(&handlers),
+            synced,
         };
         let api: Api<K> = Api::all(client);
         tokio::spawn(async move {
@@ -65,6 +71,7 @@ where
                 match &event {
                     Event::Apply(obj) | Event::Delete(obj) => notify(obj),
                     Event::InitDone => {
+                        synced_tx.send_replace(true);
                         let now = store.state();
                         for old in before.unwrap_or_default() {
                             let key = reflector::ObjectRef::from_obj(old.as_ref());
@@ -88,8 +95,9 @@ where
 
     /// Waits for the first full list.
     pub async fn synced(&self) {
-        // The writer lives as long as the watch task, which never ends on its own.
-        let _ = self.store.wait_until_ready().await;
+        let mut synced = self.synced.clone();
+        // The sender lives as long as the watch task, which never ends on its own.
+        let _ = synced.wait_for(|done| *done).await;
     }
 
     /// Registers a handler; it is called at once for every cached object, then for changes.

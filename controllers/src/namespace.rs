@@ -188,7 +188,11 @@ fn terminating_status(ns: &Namespace, remaining: &[String]) -> NamespaceStatus {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "NamespaceContentRemaining"))
-        .filter(|c| c.status == status && c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(message.as_str()));
+        .filter(|c| {
+            c.status == status
+                && c.reason.as_deref() == Some(reason)
+                && c.message.as_deref() == Some(message.as_str())
+        });
     conditions.push(match unchanged {
         Some(c) => c.clone(),
         None => NamespaceCondition {
@@ -215,13 +219,19 @@ mod tests {
         let status = terminating_status(&ns, &["pods".to_string()]);
         assert_eq!(status.phase.as_deref(), Some("Terminating"));
         let cond = &status.conditions.as_ref().unwrap()[0];
-        assert_eq!(cond.message.as_deref(), Some("Some resources are remaining: pods"));
+        assert_eq!(
+            cond.message.as_deref(),
+            Some("Some resources are remaining: pods")
+        );
         let again = Namespace {
             status: Some(status.clone()),
             ..Namespace::default()
         };
         assert_eq!(terminating_status(&again, &["pods".to_string()]), status);
         let done = terminating_status(&again, &[]);
-        assert_eq!(done.conditions.unwrap()[0].reason.as_deref(), Some("ContentRemoved"));
+        assert_eq!(
+            done.conditions.unwrap()[0].reason.as_deref(),
+            Some("ContentRemoved")
+        );
     }
 }

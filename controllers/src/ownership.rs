@@ -46,8 +46,12 @@ where
     let patch = json!({
         "metadata": {"resourceVersion": obj.resource_version(), "ownerReferences": refs}
     });
-    api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-        .await
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(patch),
+    )
+    .await
 }
 
 /// Makes `owner` the controller of the orphan `obj`.

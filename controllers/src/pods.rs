@@ -30,9 +30,7 @@ pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
         None => false,
         Some(_) if min_ready_seconds <= 0 => true,
         Some(None) => false,
-        Some(Some(since)) => {
-            now.as_second() - since.as_second() >= i64::from(min_ready_seconds)
-        }
+        Some(Some(since)) => now.as_second() - since.as_second() >= i64::from(min_ready_seconds),
     }
 }
 

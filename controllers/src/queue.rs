@@ -67,6 +67,8 @@ pub enum Next {
 /// Retry delays after failures: doubling from 100 ms, capped at 30 s.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Failures in a row before a reconcile failure is logged as a warning.
+const WARN_AFTER: u32 = 3;
 
 impl Queue {
     pub fn new() -> Self {
@@ -158,7 +160,12 @@ impl Queue {
                                 .saturating_mul(2u32.saturating_pow(*count))
                                 .min(RETRY_MAX);
                             *count = count.saturating_add(1);
-                            tracing::warn!(controller = name, object = %key, error = %err, "reconcile failed");
+                            // Conflicts with a stale cache are routine; repeated failures are not.
+                            if *count >= WARN_AFTER {
+                                tracing::warn!(controller = name, object = %key, error = %err, "reconcile failed");
+                            } else {
+                                tracing::debug!(controller = name, object = %key, error = %err, "reconcile failed");
+                            }
                             queue.add_after(key, delay);
                         }
                     }
@@ -190,7 +197,10 @@ mod tests {
         queue.add(Key::new("", "n"));
         let key = queue.take().await;
         queue.add(key.clone());
-        assert!(queue.lock().queue.is_empty(), "not handed out twice at once");
+        assert!(
+            queue.lock().queue.is_empty(),
+            "not handed out twice at once"
+        );
         queue.done(&key);
         assert_eq!(queue.take().await, key);
     }

@@ -6,7 +6,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 /// Whether `labels` satisfy `selector`. An empty selector matches everything, as for
 /// workloads; a missing selector (`None`) matches nothing.
-pub fn matches(selector: Option<&LabelSelector>, labels: Option<&BTreeMap<String, String>>) -> bool {
+pub fn matches(
+    selector: Option<&LabelSelector>,
+    labels: Option<&BTreeMap<String, String>>,
+) -> bool {
     let Some(selector) = selector else {
         return false;
     };
@@ -72,11 +75,21 @@ mod tests {
             ]),
         };
         let s = Some(&selector);
-        assert!(matches(s, Some(&labels(&[("app", "web"), ("tier", "edge")]))));
-        assert!(!matches(s, Some(&labels(&[("app", "web"), ("tier", "back")]))));
+        assert!(matches(
+            s,
+            Some(&labels(&[("app", "web"), ("tier", "edge")]))
+        ));
         assert!(!matches(
             s,
-            Some(&labels(&[("app", "web"), ("tier", "edge"), ("canary", "1")]))
+            Some(&labels(&[("app", "web"), ("tier", "back")]))
+        ));
+        assert!(!matches(
+            s,
+            Some(&labels(&[
+                ("app", "web"),
+                ("tier", "edge"),
+                ("canary", "1")
+            ]))
         ));
         assert!(!matches(s, None));
         assert!(matches(Some(&LabelSelector::default()), None));

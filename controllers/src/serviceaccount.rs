@@ -78,7 +78,9 @@ async fn reconcile(shared: &Shared, namespace: &str) -> Result<Next, ServiceAcco
     match api.create(&PostParams::default(), &account).await {
         Ok(_) => Ok(Next::Done),
         // Exists already, or the namespace started terminating meanwhile.
-        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 403 || s.code == 404 => Ok(Next::Done),
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 403 || s.code == 404 => {
+            Ok(Next::Done)
+        }
         Err(source) => Err(ServiceAccountError {
             namespace: namespace.to_string(),
             source,

@@ -27,11 +27,7 @@ pub fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -
 /// The template minus the hash label, as a Deployment's own template carries it.
 pub fn without_hash(template: &PodTemplateSpec) -> PodTemplateSpec {
     let mut template = template.clone();
-    if let Some(labels) = template
-        .metadata
-        .as_mut()
-        .and_then(|m| m.labels.as_mut())
-    {
+    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         labels.remove(HASH_LABEL);
     }
     template

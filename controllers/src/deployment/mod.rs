@@ -15,9 +15,9 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, ReplicaSet, Re
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::ResourceExt;
 use rkube_client::events::{EventType, Recorder};
 use serde_json::json;
 
@@ -127,7 +127,12 @@ fn owners_of_rs(deployments: &Store<Deployment>, rs: &ReplicaSet) -> Vec<Key> {
         .state()
         .iter()
         .filter(|d| d.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|d| selector::matches(d.spec.as_ref().map(|s| &s.selector), rs.metadata.labels.as_ref()))
+        .filter(|d| {
+            selector::matches(
+                d.spec.as_ref().map(|s| &s.selector),
+                rs.metadata.labels.as_ref(),
+            )
+        })
         .map(|d| Key::of(d.as_ref()))
         .collect()
 }
@@ -188,7 +193,9 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, DeploymentError> 
     };
     owned.sort_by(|a, b| {
         let created = |rs: &ReplicaSet| rs.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        created(a).cmp(&created(b)).then(a.name_any().cmp(&b.name_any()))
+        created(a)
+            .cmp(&created(b))
+            .then(a.name_any().cmp(&b.name_any()))
     });
     let spec = d.spec.clone().unwrap_or_default();
     let template = spec.template.clone();
@@ -199,7 +206,10 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, DeploymentError> 
     let desired = spec.replicas.unwrap_or(1);
     let rolling = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) != Some("Recreate");
     let (max_surge, max_unavailable) = if rolling {
-        let ru = spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref());
+        let ru = spec
+            .strategy
+            .as_ref()
+            .and_then(|s| s.rolling_update.as_ref());
         fenceposts(
             ru.and_then(|r| r.max_surge.as_ref()),
             ru.and_then(|r| r.max_unavailable.as_ref()),
@@ -274,7 +284,9 @@ async fn claim(
                 if matching || deleting {
                     owned.push((*rs).clone());
                 } else {
-                    ownership::release(&api, rs.as_ref(), &uid).await.map_err(err)?;
+                    ownership::release(&api, rs.as_ref(), &uid)
+                        .await
+                        .map_err(err)?;
                 }
             }
             None if matching && !deleting && rs.metadata.deletion_timestamp.is_none() => {
@@ -307,7 +319,10 @@ async fn set_replicas(
     count: i32,
 ) -> Result<ReplicaSet, DeploymentError> {
     let mut updated = rs.clone();
-    let annotations = updated.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    let annotations = updated
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new);
     annotations.insert(DESIRED_REPLICAS.into(), view.bounds.desired.to_string());
     annotations.insert(
         MAX_REPLICAS.into(),
@@ -327,7 +342,13 @@ async fn set_replicas(
             "Scaled {direction} replica set {} from {before} to {count}",
             rs.name_any()
         );
-        emit(&shared.recorder, view.d.as_ref(), EventType::Normal, "ScalingReplicaSet", &message);
+        emit(
+            &shared.recorder,
+            view.d.as_ref(),
+            EventType::Normal,
+            "ScalingReplicaSet",
+            &message,
+        );
     }
     Ok(written)
 }
@@ -348,9 +369,11 @@ async fn write_rs(
             rs: rs.name_any(),
             source,
         })?;
-    shared
-        .written
-        .record(&view.key, &written.name_any(), written.resource_version().as_deref());
+    shared.written.record(
+        &view.key,
+        &written.name_any(),
+        written.resource_version().as_deref(),
+    );
     Ok(written)
 }
 
@@ -361,7 +384,11 @@ async fn scale(shared: &Shared, view: &View) -> Result<(), DeploymentError> {
     let all = view.all();
     let active: Vec<&ReplicaSet> = all.iter().copied().filter(|rs| replicas(rs) > 0).collect();
     if active.len() <= 1 {
-        let target = active.first().copied().or(view.new.as_ref()).or(view.olds.last());
+        let target = active
+            .first()
+            .copied()
+            .or(view.new.as_ref())
+            .or(view.olds.last());
         if let Some(rs) = target {
             set_replicas(shared, view, rs, desired).await?;
         }
@@ -378,7 +405,10 @@ async fn scale(shared: &Shared, view: &View) -> Result<(), DeploymentError> {
     }
     let allowed = desired + view.bounds.max_surge;
     let total: i32 = active.iter().map(|rs| replicas(rs)).sum();
-    let sizes = proportional(allowed, &active.iter().map(|rs| replicas(rs)).collect::<Vec<_>>());
+    let sizes = proportional(
+        allowed,
+        &active.iter().map(|rs| replicas(rs)).collect::<Vec<_>>(),
+    );
     if total == allowed {
         // Only the annotations are stale.
         for rs in &active {
@@ -421,7 +451,10 @@ async fn sync_new(shared: &Shared, view: &mut View, create: bool) -> Result<(), 
         .is_some_and(|s| status::condition(s, status::PROGRESSING).is_some());
     if let Some(rs) = view.new.clone() {
         let mut updated = rs.clone();
-        let annotations = updated.metadata.annotations.get_or_insert_with(BTreeMap::new);
+        let annotations = updated
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new);
         copy_annotations(&d, annotations);
         let current = revision(&rs);
         if current < next_revision {
@@ -483,7 +516,13 @@ async fn sync_new(shared: &Shared, view: &mut View, create: bool) -> Result<(), 
         .written
         .record(&view.key, &name, created.resource_version().as_deref());
     let message = format!("Scaled up replica set {name} from 0 to {initial}");
-    emit(&shared.recorder, d.as_ref(), EventType::Normal, "ScalingReplicaSet", &message);
+    emit(
+        &shared.recorder,
+        d.as_ref(),
+        EventType::Normal,
+        "ScalingReplicaSet",
+        &message,
+    );
     if status::deadline(&d).is_some() {
         view.progress_note = Some(status::new_condition(
             status::PROGRESSING,
@@ -510,7 +549,12 @@ async fn adopt_existing_new(
     };
     let existing = api.get_opt(name).await.map_err(d_err)?;
     let uid = view.d.uid().unwrap_or_default();
-    let template = view.d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let template = view
+        .d
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
     if let Some(rs) = existing
         && ownership::is_controlled_by(&rs.metadata, &uid)
         && same_template(&template_of(&rs), &template)
@@ -518,11 +562,21 @@ async fn adopt_existing_new(
         view.new = Some(rs);
         return Ok(());
     }
-    let count = view.d.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0) + 1;
+    let count = view
+        .d
+        .status
+        .as_ref()
+        .and_then(|s| s.collision_count)
+        .unwrap_or(0)
+        + 1;
     let deployments: Api<Deployment> = Api::namespaced(shared.client.clone(), &view.key.namespace);
     let patch = json!({"status": {"collisionCount": count}});
     deployments
-        .patch_status(&view.key.name, &PatchParams::default(), &Patch::Merge(patch))
+        .patch_status(
+            &view.key.name,
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
         .await
         .map_err(d_err)?;
     Err(DeploymentError::Collision {
@@ -635,8 +689,7 @@ async fn recreate(shared: &Shared, view: &mut View) -> Result<(), DeploymentErro
             p.status.as_ref().and_then(|s| s.phase.as_deref()),
             Some("Succeeded" | "Failed")
         );
-        !finished
-            && controller_of(&p.metadata).is_some_and(|r| old_uids.contains(&r.uid))
+        !finished && controller_of(&p.metadata).is_some_and(|r| old_uids.contains(&r.uid))
     });
     if scaled_down || old_pods_left {
         return Ok(());
@@ -665,7 +718,9 @@ async fn cleanup(shared: &Shared, view: &View) -> Result<(), DeploymentError> {
                 && rs.metadata.deletion_timestamp.is_none()
         })
         .collect();
-    let excess = empty.len().saturating_sub(usize::try_from(limit).unwrap_or(0));
+    let excess = empty
+        .len()
+        .saturating_sub(usize::try_from(limit).unwrap_or(0));
     empty.sort_by_key(|rs| revision(rs));
     let api: Api<ReplicaSet> = Api::namespaced(shared.client.clone(), &view.key.namespace);
     for rs in empty.into_iter().take(excess) {
@@ -694,21 +749,31 @@ async fn finish(shared: &Shared, view: &View, paused: bool) -> Result<Next, Depl
         status::set_condition(&mut status, note);
     }
     let deleting = d.metadata.deletion_timestamp.is_some();
-    let progressing_reason = status::condition(&status, status::PROGRESSING)
-        .and_then(|c| c.reason.clone());
+    let progressing_reason =
+        status::condition(&status, status::PROGRESSING).and_then(|c| c.reason.clone());
     let mut recheck = None;
     if paused {
         if progressing_reason.as_deref() != Some(status::PAUSED) {
             status::set_condition(
                 &mut status,
-                status::new_condition(status::PROGRESSING, "Unknown", status::PAUSED, "Deployment is paused".into()),
+                status::new_condition(
+                    status::PROGRESSING,
+                    "Unknown",
+                    status::PAUSED,
+                    "Deployment is paused".into(),
+                ),
             );
         }
     } else if !deleting {
         if progressing_reason.as_deref() == Some(status::PAUSED) {
             status::set_condition(
                 &mut status,
-                status::new_condition(status::PROGRESSING, "Unknown", status::RESUMED, "Deployment is resumed".into()),
+                status::new_condition(
+                    status::PROGRESSING,
+                    "Unknown",
+                    status::RESUMED,
+                    "Deployment is resumed".into(),
+                ),
             );
         }
         let new_name = view.new.as_ref().map(|rs| rs.name_any());
@@ -730,7 +795,11 @@ async fn finish(shared: &Shared, view: &View, paused: bool) -> Result<Next, Depl
     {
         let patch = json!({"metadata": {"annotations": {REVISION: rev}}});
         current = api
-            .patch(&view.key.name, &PatchParams::default(), &Patch::Merge(patch))
+            .patch(
+                &view.key.name,
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
             .await
             .map_err(d_err)?;
     }

@@ -115,7 +115,10 @@ mod tests {
             (0, 1),
             "0 and 0 become maxUnavailable 1"
         );
-        assert_eq!(fenceposts(Some(&pct("50%")), Some(&IntOrString::Int(2)), 5), (3, 2));
+        assert_eq!(
+            fenceposts(Some(&pct("50%")), Some(&IntOrString::Int(2)), 5),
+            (3, 2)
+        );
     }
 
     #[test]

@@ -19,10 +19,19 @@ pub const RESUMED: &str = "DeploymentResumed";
 const DEFAULT_DEADLINE: i32 = 600;
 
 pub fn condition<'a>(status: &'a DeploymentStatus, type_: &str) -> Option<&'a DeploymentCondition> {
-    status.conditions.iter().flatten().find(|c| c.type_ == type_)
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == type_)
 }
 
-pub fn new_condition(type_: &str, status: &str, reason: &str, message: String) -> DeploymentCondition {
+pub fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+) -> DeploymentCondition {
     let now = Time(Timestamp::now());
     DeploymentCondition {
         type_: type_.into(),
@@ -146,7 +155,10 @@ pub fn track_progress(
     let old = d.status.clone().unwrap_or_default();
     if is_complete(d, status) {
         let message = format!("ReplicaSet \"{rs}\" has successfully progressed.");
-        set_condition(status, new_condition(PROGRESSING, "True", NEW_RS_AVAILABLE, message));
+        set_condition(
+            status,
+            new_condition(PROGRESSING, "True", NEW_RS_AVAILABLE, message),
+        );
         return None;
     }
     if progressed(&old, status) {
@@ -170,7 +182,10 @@ pub fn track_progress(
     let left = since.as_second() + i64::from(deadline) - now.as_second();
     if left < 0 {
         let message = format!("ReplicaSet \"{rs}\" has timed out progressing.");
-        set_condition(status, new_condition(PROGRESSING, "False", TIMED_OUT, message));
+        set_condition(
+            status,
+            new_condition(PROGRESSING, "False", TIMED_OUT, message),
+        );
         return None;
     }
     Some(left + 1)
@@ -219,7 +234,10 @@ mod tests {
         let available = condition(&status, AVAILABLE).unwrap();
         assert_eq!(available.status, "True");
         let short = counts(&d, &[&old, &new], Some(&new), 0);
-        assert_eq!(condition(&short, AVAILABLE).unwrap().reason.as_deref(), Some("MinimumReplicasUnavailable"));
+        assert_eq!(
+            condition(&short, AVAILABLE).unwrap().reason.as_deref(),
+            Some("MinimumReplicasUnavailable")
+        );
     }
 
     #[test]
@@ -228,7 +246,10 @@ mod tests {
         let now = Timestamp::now();
         let new = rs(2, 1, 1);
         let mut status = counts(&d, &[&new], Some(&new), 0);
-        assert_eq!(track_progress(&d, Some("web-1"), &mut status, now), Some(30));
+        assert_eq!(
+            track_progress(&d, Some("web-1"), &mut status, now),
+            Some(30)
+        );
         let cond = condition(&status, PROGRESSING).unwrap().clone();
         assert_eq!(cond.reason.as_deref(), Some(RS_UPDATED));
 
@@ -243,13 +264,19 @@ mod tests {
         let mut again = previous;
         assert_eq!(track_progress(&stuck, Some("web-1"), &mut again, now), None);
         let timed_out = condition(&again, PROGRESSING).unwrap();
-        assert_eq!((timed_out.status.as_str(), timed_out.reason.as_deref()), ("False", Some(TIMED_OUT)));
+        assert_eq!(
+            (timed_out.status.as_str(), timed_out.reason.as_deref()),
+            ("False", Some(TIMED_OUT))
+        );
 
         let done = rs(2, 2, 2);
         let mut complete = counts(&d, &[&done], Some(&done), 0);
         assert_eq!(track_progress(&d, Some("web-1"), &mut complete, now), None);
         let cond = condition(&complete, PROGRESSING).unwrap();
         assert_eq!(cond.reason.as_deref(), Some(NEW_RS_AVAILABLE));
-        assert_eq!(cond.message.as_deref(), Some("ReplicaSet \"web-1\" has successfully progressed."));
+        assert_eq!(
+            cond.message.as_deref(),
+            Some("ReplicaSet \"web-1\" has successfully progressed.")
+        );
     }
 }

@@ -31,17 +31,34 @@ pub struct Graph {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Check with the API that these owners are gone, then delete the object.
-    DeleteIfOwnersGone { owners: Vec<OwnerReference> },
+    DeleteIfOwnersGone {
+        owners: Vec<OwnerReference>,
+    },
     /// Delete dependents of a foreground deletion (foreground when they have their own).
-    DeleteDependents { dependents: Vec<(String, bool)> },
+    DeleteDependents {
+        dependents: Vec<(String, bool)>,
+    },
     /// Drop the owner reference to `owner` from these dependents.
-    Orphan { owner: String, dependents: Vec<String> },
+    Orphan {
+        owner: String,
+        dependents: Vec<String>,
+    },
     RemoveFinalizer(&'static str),
     Nothing,
 }
 
 impl Graph {
-    pub fn upsert(&mut self, uid: &str, node: Node) {
+    /// Adds or updates an object; returns the owners whose dependents this changes (before
+    /// and after), as a deleting owner may be waiting on them.
+    pub fn upsert(&mut self, uid: &str, node: Node) -> Vec<String> {
+        let mut owners: Vec<String> = self
+            .nodes
+            .get(uid)
+            .map(|n| n.owners.iter().map(|o| o.uid.clone()).collect())
+            .unwrap_or_default();
+        owners.extend(node.owners.iter().map(|o| o.uid.clone()));
+        owners.sort();
+        owners.dedup();
         self.unlink(uid);
         for owner in &node.owners {
             self.dependents
@@ -50,6 +67,7 @@ impl Graph {
                 .insert(uid.to_string());
         }
         self.nodes.insert(uid.to_string(), node);
+        owners
     }
 
     /// Removes an object; returns the uids whose state this changes (owners and dependents).
@@ -201,7 +219,10 @@ mod tests {
             }
         );
         g.upsert("other", node(vec![], &[], false));
-        g.upsert("pod", node(vec![owner("rs", true), owner("other", false)], &[], false));
+        g.upsert(
+            "pod",
+            node(vec![owner("rs", true), owner("other", false)], &[], false),
+        );
         assert_eq!(g.decide("pod"), Action::Nothing, "one owner remains");
     }
 
@@ -235,7 +256,10 @@ mod tests {
                 dependents: vec!["pod".into()]
             }
         );
-        g.upsert("pod", node(vec![], &[], false));
+        assert_eq!(
+            g.upsert("pod", node(vec![], &[], false)),
+            vec!["rs".to_string()]
+        );
         assert_eq!(g.decide("rs"), Action::RemoveFinalizer(ORPHAN));
         assert_eq!(g.decide("pod"), Action::Nothing);
     }

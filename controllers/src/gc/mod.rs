@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::StreamExt;
 use futures::stream::select_all;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
+};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
@@ -106,7 +108,7 @@ pub async fn run(ctx: Context) -> Result<(), GcError> {
                         Event::Apply(obj) | Event::InitApply(obj) => {
                             if let Some(uid) = obj.uid() {
                                 listing[kind].insert(uid.clone());
-                                graph.upsert(&uid, node(kind, &obj));
+                                touched.extend(graph.upsert(&uid, node(kind, &obj)));
                                 touched.push(uid);
                             }
                         }
@@ -190,8 +192,12 @@ async fn process(shared: &Shared, uid: &str) -> Result<Next, GcError> {
                 let Some(dep) = shared.graph().get(&dependent).cloned() else {
                     continue;
                 };
-                let owners: Vec<OwnerReference> =
-                    dep.owners.iter().filter(|o| o.uid != owner).cloned().collect();
+                let owners: Vec<OwnerReference> = dep
+                    .owners
+                    .iter()
+                    .filter(|o| o.uid != owner)
+                    .cloned()
+                    .collect();
                 let patch = json!({"metadata": {
                     "resourceVersion": dep.resource_version,
                     "ownerReferences": owners,
@@ -212,11 +218,16 @@ async fn process(shared: &Shared, uid: &str) -> Result<Next, GcError> {
 }
 
 /// Asks the API (not the cache, which may lag) whether `owner` of `node` exists with its uid.
-async fn owner_exists(shared: &Shared, node: &Node, owner: &OwnerReference) -> Result<bool, GcError> {
+async fn owner_exists(
+    shared: &Shared,
+    node: &Node,
+    owner: &OwnerReference,
+) -> Result<bool, GcError> {
     let group_version = owner.api_version.as_str();
-    let kind = shared.kinds.iter().position(|k| {
-        k.resource.api_version == group_version && k.resource.kind == owner.kind
-    });
+    let kind = shared
+        .kinds
+        .iter()
+        .position(|k| k.resource.api_version == group_version && k.resource.kind == owner.kind);
     let Some(kind) = kind else {
         // An owner of a kind we cannot look up is presumed alive: never delete on a guess.
         return Ok(true);
@@ -234,7 +245,12 @@ async fn owner_exists(shared: &Shared, node: &Node, owner: &OwnerReference) -> R
     }
 }
 
-async fn delete(shared: &Shared, node: &Node, uid: &str, policy: PropagationPolicy) -> Result<(), GcError> {
+async fn delete(
+    shared: &Shared,
+    node: &Node,
+    uid: &str,
+    policy: PropagationPolicy,
+) -> Result<(), GcError> {
     let Some(api) = shared.api(node.kind, node.namespace.as_deref()) else {
         return Ok(());
     };
@@ -262,7 +278,10 @@ async fn write_patch(
     let Some(api) = shared.api(node.kind, node.namespace.as_deref()) else {
         return Ok(());
     };
-    match api.patch(&node.name, &PatchParams::default(), &Patch::Merge(patch)).await {
+    match api
+        .patch(&node.name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(source) => Err(write_error(shared, node, action, source)),

@@ -9,9 +9,9 @@ use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::ResourceExt;
 use rkube_client::events::{EventType, Recorder};
 
 use crate::context::{Context, emit};
@@ -165,7 +165,11 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, ReplicaSetError> 
         .collect();
     let satisfied = shared.expectations.satisfied(
         key,
-        |name| owned.iter().any(|p| p.metadata.name.as_deref() == Some(name)),
+        |name| {
+            owned
+                .iter()
+                .any(|p| p.metadata.name.as_deref() == Some(name))
+        },
         |pod_uid| {
             active
                 .iter()
@@ -251,14 +255,26 @@ async fn create_pods(
                 Ok(created) => {
                     shared.expectations.created(key, created.name_any());
                     let message = format!("Created pod: {}", created.name_any());
-                    emit(&shared.recorder, rs, EventType::Normal, "SuccessfulCreate", &message)
+                    emit(
+                        &shared.recorder,
+                        rs,
+                        EventType::Normal,
+                        "SuccessfulCreate",
+                        &message,
+                    )
                 }
                 Err(source) => failure = Some(source),
             }
         }
         if let Some(source) = failure {
             let message = format!("Error creating: {source}");
-            emit(&shared.recorder, rs, EventType::Warning, "FailedCreate", &message);
+            emit(
+                &shared.recorder,
+                rs,
+                EventType::Warning,
+                "FailedCreate",
+                &message,
+            );
             return Err(ReplicaSetError::Create {
                 rs: key.clone(),
                 source,
@@ -297,7 +313,13 @@ async fn delete_pods(
         }
         shared.expectations.deleted(key, uid);
         let message = format!("Deleted pod: {name}");
-        emit(&shared.recorder, rs, EventType::Normal, "SuccessfulDelete", &message);
+        emit(
+            &shared.recorder,
+            rs,
+            EventType::Normal,
+            "SuccessfulDelete",
+            &message,
+        );
     }
     Ok(())
 }
