@@ -79,19 +79,28 @@ pub fn resolve_port(port: &ServicePort, pod: &Pod) -> Option<i32> {
     }
 }
 
+/// A service port resolved against one pod.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResolvedPort {
+    pub name: Option<String>,
+    pub port: i32,
+    pub protocol: String,
+    pub app_protocol: Option<String>,
+}
+
 /// The ports of `svc` as `pod` serves them, in service order.
-pub fn pod_ports(svc: &Service, pod: &Pod) -> Vec<(Option<String>, i32, String, Option<String>)> {
+pub fn pod_ports(svc: &Service, pod: &Pod) -> Vec<ResolvedPort> {
     svc.spec
         .iter()
         .flat_map(|s| s.ports.iter().flatten())
         .filter_map(|port| {
             let target = resolve_port(port, pod)?;
-            Some((
-                port.name.clone(),
-                target,
-                port.protocol.clone().unwrap_or_else(|| "TCP".into()),
-                port.app_protocol.clone(),
-            ))
+            Some(ResolvedPort {
+                name: port.name.clone(),
+                port: target,
+                protocol: port.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                app_protocol: port.app_protocol.clone(),
+            })
         })
         .collect()
 }
@@ -113,8 +122,7 @@ pub fn subsets(svc: &Service, selected: &[&Pod]) -> Vec<EndpointSubset> {
         .as_ref()
         .and_then(|s| s.publish_not_ready_addresses)
         .unwrap_or(false);
-    let mut groups: BTreeMap<Vec<(Option<String>, i32, String, Option<String>)>, EndpointSubset> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<Vec<ResolvedPort>, EndpointSubset> = BTreeMap::new();
     for pod in selected {
         let ports = pod_ports(svc, pod);
         let has_ports = svc
@@ -131,11 +139,11 @@ pub fn subsets(svc: &Service, selected: &[&Pod]) -> Vec<EndpointSubset> {
                 ports: (!ports.is_empty()).then(|| {
                     ports
                         .iter()
-                        .map(|(name, port, protocol, app_protocol)| EndpointPort {
-                            name: name.clone(),
-                            port: *port,
-                            protocol: Some(protocol.clone()),
-                            app_protocol: app_protocol.clone(),
+                        .map(|p| EndpointPort {
+                            name: p.name.clone(),
+                            port: p.port,
+                            protocol: Some(p.protocol.clone()),
+                            app_protocol: p.app_protocol.clone(),
                         })
                         .collect()
                 }),

@@ -12,7 +12,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 
 use crate::context::Context;
-use crate::endpoints::{pod_ip, pod_ports, pod_reference, service_pods, services_of_pod};
+use crate::endpoints::{
+    ResolvedPort, pod_ip, pod_ports, pod_reference, service_pods, services_of_pod,
+};
 use crate::ownership::{self, controller_of};
 use crate::pods;
 use crate::queue::{Key, Next, Queue};
@@ -51,10 +53,7 @@ pub fn desired_slices(svc: &Service, selected: &[&Pod]) -> Vec<Desired> {
         .as_ref()
         .and_then(|s| s.ports.as_ref())
         .is_some_and(|p| !p.is_empty());
-    let mut groups: BTreeMap<
-        (String, Vec<(Option<String>, i32, String, Option<String>)>),
-        Vec<Endpoint>,
-    > = BTreeMap::new();
+    let mut groups: BTreeMap<(String, Vec<ResolvedPort>), Vec<Endpoint>> = BTreeMap::new();
     for pod in selected {
         let ports = pod_ports(svc, pod);
         if has_ports && ports.is_empty() {
@@ -83,11 +82,11 @@ pub fn desired_slices(svc: &Service, selected: &[&Pod]) -> Vec<Desired> {
     for ((family, ports), endpoints) in groups {
         let ports: Vec<EndpointPort> = ports
             .into_iter()
-            .map(|(name, port, protocol, app_protocol)| EndpointPort {
-                name,
-                port: Some(port),
-                protocol: Some(protocol),
-                app_protocol,
+            .map(|p| EndpointPort {
+                name: p.name,
+                port: Some(p.port),
+                protocol: Some(p.protocol),
+                app_protocol: p.app_protocol,
             })
             .collect();
         for chunk in endpoints.chunks(MAX_ENDPOINTS) {

@@ -9,10 +9,12 @@ use crate::queue::Key;
 
 const EXPIRY: Duration = Duration::from_secs(60);
 
+/// Per Deployment: ReplicaSet name → resourceVersion written, and when.
+type Writes = HashMap<Key, HashMap<String, (u64, Instant)>>;
+
 #[derive(Default)]
 pub struct Written {
-    /// Per Deployment: ReplicaSet name → resourceVersion written.
-    by_deployment: Mutex<HashMap<Key, HashMap<String, (u64, Instant)>>>,
+    by_deployment: Mutex<Writes>,
 }
 
 impl Written {
@@ -48,7 +50,7 @@ impl Written {
         self.lock().remove(deployment);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, HashMap<String, (u64, Instant)>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Writes> {
         self.by_deployment
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
