@@ -316,3 +316,89 @@ async fn deleting_a_deployment_collects_its_replica_sets_and_pods() {
     .await;
     assert_eq!(pods(&client).await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_never_mixes_versions_and_pause_holds_the_rollout() {
+    let client = cluster().await;
+    namespace(&client, NS).await;
+    kubelet(&client, Duration::from_millis(10));
+    let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let mut d = deployment(3, "nginx:1");
+    if let Some(spec) = d.spec.as_mut() {
+        spec.strategy = serde_json::from_value(json!({"type": "Recreate"})).unwrap();
+    }
+    api.create(&PostParams::default(), &d).await.unwrap();
+    eventually("rolled out", 30, || rolled_out(&api)).await;
+
+    // Pause, then change the template: nothing rolls.
+    let pause = json!({"spec": {"paused": true}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(pause))
+        .await
+        .unwrap();
+    let update = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}});
+    api.patch("web", &PatchParams::default(), &Patch::Strategic(update))
+        .await
+        .unwrap();
+    eventually("paused condition", 20, || async {
+        let d = api.get("web").await.ok()?;
+        let status = d.status?;
+        let cond = status
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Progressing")?;
+        let observed = status.observed_generation == d.metadata.generation;
+        (observed && cond.reason.as_deref() == Some("DeploymentPaused")).then_some(())
+    })
+    .await;
+    assert_eq!(
+        replica_sets(&client).await.len(),
+        1,
+        "no rollout while paused"
+    );
+
+    // Resume: old pods all go before new ones come.
+    let versions_seen_together = Arc::new(Mutex::new(false));
+    let seen = Arc::clone(&versions_seen_together);
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), NS);
+    tokio::spawn(async move {
+        let mut live: BTreeMap<String, String> = BTreeMap::new();
+        let mut events = watcher::watcher(pod_api, watcher::Config::default()).boxed();
+        while let Some(Ok(event)) = events.next().await {
+            match event {
+                watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                    let hash = p
+                        .labels()
+                        .get("pod-template-hash")
+                        .cloned()
+                        .unwrap_or_default();
+                    live.insert(p.name_any(), hash);
+                }
+                watcher::Event::Delete(p) => {
+                    live.remove(&p.name_any());
+                }
+                _ => {}
+            }
+            let mut hashes: Vec<&String> = live.values().collect();
+            hashes.sort();
+            hashes.dedup();
+            if hashes.len() > 1 {
+                *seen.lock().unwrap() = true;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resume = json!({"spec": {"paused": false}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(resume))
+        .await
+        .unwrap();
+    eventually("recreated", 30, || async {
+        let d = rolled_out(&api).await?;
+        (d.annotations().get("deployment.kubernetes.io/revision")? == "2").then_some(())
+    })
+    .await;
+    assert!(
+        !*versions_seen_together.lock().unwrap(),
+        "old and new pods ran together"
+    );
+    assert_eq!(pods(&client).await.len(), 3);
+}
