@@ -304,6 +304,7 @@ pub async fn guaranteed_update(
         let outcome = if objects::is_deleting(&next)
             && objects::finalizers(&next).is_empty()
             && !awaits_node(resource, &next)
+            && !awaits_namespace_finalizers(resource, &next)
         {
             server
                 .store
@@ -338,6 +339,18 @@ fn awaits_node(resource: &rkube_api::resources::ResourceInfo, obj: &Value) -> bo
             .pointer("/metadata/deletionGracePeriodSeconds")
             .and_then(Value::as_i64)
             .is_some_and(|g| g > 0)
+}
+
+/// A namespace also waits for the finalizers in its spec: the namespace controller removes
+/// `kubernetes` once the namespace is empty (Kubernetes' `finalize` subresource, folded
+/// into a plain update here).
+fn awaits_namespace_finalizers(resource: &rkube_api::resources::ResourceInfo, obj: &Value) -> bool {
+    resource.kind == "Namespace"
+        && resource.group.is_empty()
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
 }
 
 /// The DeleteOptions of a request: the body (if any) with query parameters on top.
@@ -442,7 +455,8 @@ async fn delete_object(
             meta.insert("finalizers".into(), json!(finalizers));
         }
         let graceful = grace > 0;
-        if finalizers.is_empty() && !graceful {
+        let namespace_held = awaits_namespace_finalizers(resource, &current);
+        if finalizers.is_empty() && !graceful && !namespace_held {
             if params.dry_run() {
                 return Ok(current);
             }
@@ -470,6 +484,13 @@ async fn delete_object(
                 json!(objects::rfc3339(now + grace)),
             );
             meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        }
+        if namespace_held && let Some(root) = next.as_object_mut() {
+            // As kube-apiserver's namespace strategy: a namespace being deleted terminates.
+            let status = root.entry("status").or_insert_with(|| json!({}));
+            if let Some(status) = status.as_object_mut() {
+                status.insert("phase".into(), json!("Terminating"));
+            }
         }
         if next == current {
             return Ok(current);
