@@ -1,1 +1,6 @@
 //! controllers
+
+mod api_status;
+pub mod job;
+pub mod owned_pods;
+mod record;
