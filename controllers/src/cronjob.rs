@@ -18,7 +18,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use rkube_client::events::{EventType, Recorder};
 
-use crate::{api_status, record};
+use crate::{api_status, owned_pods, record};
 use plan::Start;
 use schedule::Schedule;
 
@@ -99,7 +99,11 @@ pub async fn run_with(client: Client, options: CronJobOptions) -> Result<(), Cro
         Api::<CronJob>::all(client.clone()),
         watcher::Config::default(),
     )
-    .owns(Api::<Job>::all(client), watcher::Config::default())
+    .watches(
+        Api::<Job>::all(client),
+        watcher::Config::default(),
+        |child| owned_pods::controller_of::<CronJob, _>(&child),
+    )
     .run(reconcile, retry, context)
     .for_each(|result| async move {
         if let Err(err) = result {

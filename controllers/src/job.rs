@@ -81,7 +81,11 @@ pub async fn run(client: Client) -> Result<(), JobError> {
         client: client.clone(),
     });
     Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<Pod>::all(client), watcher::Config::default())
+        .watches(
+            Api::<Pod>::all(client),
+            watcher::Config::default(),
+            |child| owned_pods::controller_of::<Job, _>(&child),
+        )
         .run(reconcile, retry, context)
         .for_each(|result| async move {
             if let Err(err) = result {

@@ -2,6 +2,8 @@
 
 mod api_status;
 pub mod cronjob;
+pub mod daemonset;
 pub mod job;
+mod node_fit;
 pub mod owned_pods;
 mod record;

@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReferen
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ListParams, ObjectMeta};
 use kube::core::{ParseExpressionError, Selector};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 
 /// The label DaemonSets and StatefulSets put on pods to say which template made them.
@@ -177,6 +178,30 @@ pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerR
     let mut reference = owner.controller_owner_ref(&())?;
     reference.block_owner_deletion = Some(true);
     Some(reference)
+}
+
+/// The object of kind `K` controlling `child`: maps a child's changes to its owner's
+/// reconcile. (kube's `Controller::owns` watches metadata only, as PartialObjectMetadata,
+/// which the rkube API server does not serve; this works on a plain watch.)
+pub fn controller_of<K, C>(child: &C) -> Option<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()>,
+    C: Resource,
+{
+    let owner = child
+        .meta()
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))?;
+    if owner.kind != K::kind(&()) || owner.api_version != K::api_version(&()) {
+        return None;
+    }
+    let reference = ObjectRef::new(&owner.name);
+    Some(match &child.meta().namespace {
+        Some(namespace) => reference.within(namespace),
+        None => reference,
+    })
 }
 
 #[cfg(test)]
