@@ -7,3 +7,4 @@ pub mod job;
 mod node_fit;
 pub mod owned_pods;
 mod record;
+pub mod statefulset;
