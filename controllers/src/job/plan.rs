@@ -468,6 +468,13 @@ mod tests {
             ..JobStatus::default()
         });
         assert_eq!(newly_finished(&j, &pods), (vec![], vec![]));
+        // A pod deleted before it succeeded counts as failed, unless only Failed pods count.
+        let mut deleted = pod("d", "Running", true);
+        deleted.metadata.deletion_timestamp = Some(Time(at(0)));
+        assert!(counts_as_failed(&j, &deleted));
+        let mut failed_only = j.clone();
+        failed_only.spec.as_mut().unwrap().pod_replacement_policy = Some("Failed".into());
+        assert!(!counts_as_failed(&failed_only, &deleted));
         assert_eq!(releasable(&j, &pods).len(), 2);
         let status = j.status.as_mut().unwrap();
         count_uncounted(status);
