@@ -20,17 +20,20 @@ use kube::Client;
 use rkube_client::leader::{self, LeaseConfig};
 
 use crate::context::Context;
-use crate::{deployment, endpoints, endpointslice, gc, namespace, replicaset, serviceaccount};
+use crate::node_lifecycle::NodeLifecycleOptions;
+use crate::{
+    cronjob, daemonset, deployment, endpoints, endpointslice, gc, job, namespace, node_lifecycle,
+    replicaset, serviceaccount, statefulset,
+};
 
 /// kube-controller-manager's settings that the controllers use.
 #[derive(Debug, Clone)]
 pub struct ManagerOptions {
     /// Take the `kube-controller-manager` lease in kube-system before acting.
     pub leader_elect: bool,
-    /// How long a node may miss heartbeats before it is marked NotReady.
+    /// How long a node may miss heartbeats (Lease renewals) before it is marked unreachable;
+    /// its pods are then evicted after their toleration seconds (300 by default).
     pub node_monitor_grace: Duration,
-    /// How long pods stay on a NotReady node before they are evicted.
-    pub pod_eviction_timeout: Duration,
     /// Reconcile loops per controller.
     pub workers: usize,
 }
@@ -39,8 +42,7 @@ impl Default for ManagerOptions {
     fn default() -> Self {
         ManagerOptions {
             leader_elect: true,
-            node_monitor_grace: Duration::from_secs(40),
-            pod_eviction_timeout: Duration::from_secs(300),
+            node_monitor_grace: Duration::from_secs(50),
             workers: 4,
         }
     }
@@ -90,6 +92,20 @@ fn controllers(ctx: &Context) -> Vec<Running> {
         start("serviceaccount", serviceaccount::run(ctx.clone())),
         start("endpoints", endpoints::run(ctx.clone())),
         start("endpointslice", endpointslice::run(ctx.clone())),
+        start("job", job::run(ctx.client.clone())),
+        start("cronjob", cronjob::run(ctx.client.clone())),
+        start("daemonset", daemonset::run(ctx.client.clone())),
+        start("statefulset", statefulset::run(ctx.client.clone())),
+        start(
+            "node-lifecycle",
+            node_lifecycle::run_with(
+                ctx.client.clone(),
+                NodeLifecycleOptions {
+                    grace: ctx.options.node_monitor_grace,
+                    ..NodeLifecycleOptions::default()
+                },
+            ),
+        ),
     ]
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
@@ -111,4 +111,39 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An API server with no controllers; tests start the controller under test themselves.
+pub async fn client() -> Client {
+    let server = ApiServer::new(Arc::new(MemoryStore::new())).await.unwrap();
+    rkube_apiserver::run::ensure_system_namespaces(&server)
+        .await
+        .unwrap();
+    in_process::client(router(server), in_process::admin())
+}
+
+/// Sets a pod's phase, and Ready when it runs, as a kubelet would report it.
+pub async fn set_phase(pods: &Api<Pod>, name: &str, phase: &str, ready: bool) {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status = if ready { "True" } else { "False" };
+    let patch = json!({"status": {"phase": phase, "conditions": [
+        {"type": "Ready", "status": status, "lastTransitionTime": now}]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+}
+
+pub async fn create_node(client: &Client, name: &str, labels: serde_json::Value) -> Node {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node =
+        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap()
+}
+
+pub fn pod_template(restart_policy: &str) -> serde_json::Value {
+    json!({
+        "metadata": {"labels": {"app": "t"}},
+        "spec": {"restartPolicy": restart_policy,
+                 "containers": [{"name": "c", "image": "busybox"}]}
+    })
 }
