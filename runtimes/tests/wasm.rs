@@ -308,6 +308,27 @@ async fn exec_runs_a_new_instance_of_the_module() {
     let mut seen = String::new();
     output.read_to_string(&mut seen).await.unwrap();
     assert_eq!(seen, "tool\0status\0now\0\nMODE=serve\0\n");
+
+    // stdin is streamed in; with a tty stderr shares stdout.
+    let (mut input, stdin) = tokio::io::duplex(1024);
+    tokio::io::AsyncWriteExt::write_all(&mut input, b"ping\npong\n")
+        .await
+        .unwrap();
+    drop(input);
+    let (stdout, mut output) = tokio::io::duplex(64 * 1024);
+    let spec = ExecSpec {
+        stdin: Some(Box::new(stdin)),
+        stdout: Some(Box::new(stdout)),
+        tty: true,
+        ..exec(&["tool", "cat"])
+    };
+    let status = within(5 * SECOND, "exec", rt.exec(&id, spec))
+        .await
+        .unwrap();
+    assert_eq!(status.code, 2);
+    let mut seen = String::new();
+    output.read_to_string(&mut seen).await.unwrap();
+    assert!(seen.ends_with("ping\npong\n"), "{seen:?}");
     // The container itself still runs, and logged only its own output.
     assert!(matches!(
         rt.list().await.unwrap()[0].state,

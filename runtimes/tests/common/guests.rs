@@ -96,11 +96,12 @@ pub fn sleeps(ms: u64) -> String {
 }
 
 /// Prints its NUL-separated argv and environment; with no arguments beyond argv[0] it then
-/// sleeps for an hour (a long-running container), else exits with argc.
+/// sleeps for an hour (a long-running container), else copies stdin to stdout and exits with argc.
 pub fn tool() -> String {
     module(
         r"\n",
         "(local $argc i32)
+         (local $read i32)
          (drop (call $args_sizes_get (i32.const 16) (i32.const 20)))
          (drop (call $args_get (i32.const 2048) (i32.const 4096)))
          (call $print (i32.const 1) (i32.const 4096) (i32.load (i32.const 20)))
@@ -111,7 +112,17 @@ pub fn tool() -> String {
          (call $print (i32.const 1) (i32.const 1024) (i32.const 1))
          (local.set $argc (i32.load (i32.const 16)))
          (if (i32.gt_u (local.get $argc) (i32.const 1))
-           (then (call $proc_exit (local.get $argc))))
+           (then
+             (i32.store (i32.const 40) (i32.const 16384))
+             (i32.store (i32.const 44) (i32.const 4096))
+             (block $eof
+               (loop $copy
+                 (br_if $eof (call $fd_read (i32.const 0) (i32.const 40) (i32.const 1) (i32.const 48)))
+                 (local.set $read (i32.load (i32.const 48)))
+                 (br_if $eof (i32.eqz (local.get $read)))
+                 (call $print (i32.const 1) (i32.const 16384) (local.get $read))
+                 (br $copy)))
+             (call $proc_exit (local.get $argc))))
          (call $sleep (i64.const 3600000000000))",
     )
 }
