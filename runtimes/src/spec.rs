@@ -1,0 +1,78 @@
+//! What the node agent hands a runtime: a narrow, read-only description of one container.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A runtime-assigned container id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContainerId(pub String);
+
+impl fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One container to create.
+#[derive(Clone, Debug)]
+pub struct ContainerSpec {
+    pub pod_uid: String,
+    pub container_name: String,
+    pub module: ModuleSource,
+    /// argv as the guest sees it, argv[0] included.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    pub mounts: Vec<Mount>,
+    pub limits: Limits,
+    /// stdout and stderr go here in the CRI log format.
+    pub log_path: PathBuf,
+}
+
+/// An already-fetched module: images are pulled elsewhere.
+#[derive(Clone, Debug)]
+pub struct ModuleSource {
+    /// The `.wasm` file (core module or component).
+    pub path: PathBuf,
+    /// Content digest of that file (e.g. `sha256:…`); keys the compiled-artifact cache.
+    pub digest: String,
+}
+
+/// A host directory made visible to the container.
+#[derive(Clone, Debug)]
+pub struct Mount {
+    pub host_path: PathBuf,
+    pub container_path: String,
+    pub read_only: bool,
+}
+
+/// `resources.limits` of the container; `None` means unlimited.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Limits {
+    pub memory_bytes: Option<u64>,
+    pub cpu_millicores: Option<u32>,
+}
+
+/// A command to run inside a running container (`kubectl exec`).
+pub struct ExecSpec {
+    pub command: Vec<String>,
+    pub stdin: Option<Box<dyn AsyncRead + Send + Sync + Unpin>>,
+    pub stdout: Option<Box<dyn AsyncWrite + Send + Sync + Unpin>>,
+    /// Ignored with `tty`: a terminal has one output stream.
+    pub stderr: Option<Box<dyn AsyncWrite + Send + Sync + Unpin>>,
+    pub tty: bool,
+}
+
+impl fmt::Debug for ExecSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecSpec")
+            .field("command", &self.command)
+            .field("stdin", &self.stdin.is_some())
+            .field("stdout", &self.stdout.is_some())
+            .field("stderr", &self.stderr.is_some())
+            .field("tty", &self.tty)
+            .finish()
+    }
+}
