@@ -1,7 +1,8 @@
 //! `rkube`: one binary for every part of the cluster.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -40,6 +41,53 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         etcd: Vec<String>,
     },
+    /// Run the controller manager against an API server.
+    ControllerManager {
+        #[command(flatten)]
+        component: ComponentArgs,
+        /// How long a node may go without renewing its Lease before it is marked unreachable.
+        #[arg(long, default_value = "50s", value_parser = parse_duration)]
+        node_monitor_grace_period: Duration,
+    },
+}
+
+/// Flags every API client component takes.
+#[derive(clap::Args)]
+struct ComponentArgs {
+    /// The kubeconfig to reach the API server with.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
+    /// Take a Lease before acting, so several copies can run for availability.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+}
+
+/// Durations as Kubernetes flags write them: `50s`, `2m`, `500ms`, `1h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} needs a unit (ms, s, m, h)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("unknown unit in {text:?} (use ms, s, m or h)")),
+    }
+}
+
+/// A client for the API server named in a kubeconfig file.
+async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("loading the kubeconfig")?;
+    kube::Client::try_from(config).context("building the API client")
 }
 
 /// `/var/lib/rkube` as root, else `$XDG_DATA_HOME/rkube` (or `~/.local/share/rkube`).
@@ -99,6 +147,23 @@ async fn main() -> anyhow::Result<()> {
             rkube_apiserver::run::run(options, shutdown_signal())
                 .await
                 .context("api server failed")?;
+        }
+        Command::ControllerManager {
+            component,
+            node_monitor_grace_period,
+        } => {
+            let client = client_from_kubeconfig(&component.kubeconfig).await?;
+            let options = rkube_controllers::manager::ManagerOptions {
+                leader_elect: component.leader_elect,
+                node_monitor_grace: node_monitor_grace_period,
+                ..Default::default()
+            };
+            tokio::select! {
+                result = rkube_controllers::manager::run(client, options) => {
+                    result.context("controller manager failed")?;
+                }
+                _ = shutdown_signal() => {}
+            }
         }
     }
     Ok(())
