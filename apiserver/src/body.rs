@@ -117,6 +117,17 @@ pub fn parse_yaml(bytes: &[u8]) -> ApiResult<Value> {
 pub enum Wanted {
     Object,
     Table,
+    /// `PartialObjectMetadata`: only apiVersion, kind and metadata (kube-rs metadata watches).
+    Metadata,
+}
+
+/// The `PartialObjectMetadata` form of an object.
+pub fn partial_metadata(obj: &Value) -> Value {
+    serde_json::json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_default(),
+    })
 }
 
 /// Reads the `Accept` header: a server-side Table when asked for, JSON otherwise; a client
@@ -131,9 +142,18 @@ pub fn wanted(headers: &HeaderMap) -> ApiResult<Wanted> {
         let media = parts.next().unwrap_or_default();
         let params: Vec<&str> = parts.collect();
         let is_json = matches!(media, "application/json" | "*/*" | "application/*");
+        let meta_v1 = params.contains(&"v=v1") && params.contains(&"g=meta.k8s.io");
         if is_json && params.contains(&"as=Table") {
-            if params.contains(&"v=v1") && params.contains(&"g=meta.k8s.io") {
+            if meta_v1 {
                 return Ok(Wanted::Table);
+            }
+            continue;
+        }
+        let partial = params.contains(&"as=PartialObjectMetadata")
+            || params.contains(&"as=PartialObjectMetadataList");
+        if is_json && partial {
+            if meta_v1 {
+                return Ok(Wanted::Metadata);
             }
             continue;
         }

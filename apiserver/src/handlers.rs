@@ -105,6 +105,7 @@ pub fn respond(
 ) -> ApiResult<Response> {
     let mut response = match wanted {
         Wanted::Object => body::object_response(code, obj),
+        Wanted::Metadata => body::object_response(code, &body::partial_metadata(obj)),
         Wanted::Table => {
             let table = list::table(target.resource, params, std::slice::from_ref(obj))?;
             body::object_response(code, &table)

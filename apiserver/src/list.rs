@@ -74,6 +74,20 @@ pub async fn list(
             StatusCode::OK,
             list_bytes(target.resource, &metadata, &page.items),
         )),
+        Wanted::Metadata => {
+            let items: Vec<Value> = page
+                .items
+                .iter()
+                .map(|s| body::partial_metadata(&s.object))
+                .collect();
+            let list = json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": metadata,
+                "items": items,
+            });
+            Ok(body::object_response(StatusCode::OK, &list))
+        }
     }
 }
 

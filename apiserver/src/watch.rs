@@ -218,6 +218,10 @@ impl Watcher {
         };
         match self.wanted {
             Wanted::Object => Some(line(kind.as_str(), &event.object.json)),
+            Wanted::Metadata => {
+                let partial = crate::body::partial_metadata(&event.object.object);
+                Some(line(kind.as_str(), &serde_json::to_vec(&partial).ok()?))
+            }
             Wanted::Table => {
                 let table = list::table(
                     self.resource,
