@@ -54,6 +54,19 @@ where
     .await
 }
 
+/// Whether the owner `name` still exists with `uid` and is not being deleted, read from the
+/// API rather than a cache, as Kubernetes rechecks before adopting: an owner cache that has
+/// not yet seen an orphaning deletion would otherwise take back what the garbage collector
+/// just released, and once the owner is gone the collector deletes it.
+pub async fn can_adopt<K>(api: &Api<K>, name: &str, uid: &str) -> Result<bool, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    Ok(api.get_opt(name).await?.is_some_and(|owner| {
+        owner.uid().as_deref() == Some(uid) && owner.meta().deletion_timestamp.is_none()
+    }))
+}
+
 /// Makes `owner` the controller of the orphan `obj`.
 pub async fn adopt<K>(api: &Api<K>, obj: &K, owner: OwnerReference) -> Result<K, kube::Error>
 where
