@@ -87,3 +87,37 @@ where
     refs.retain(|r| r.uid != uid);
     set_owner_references(api, obj, refs).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{DeleteParams, PostParams};
+    use rkube_apiserver::in_process;
+    use rkube_apiserver::server::{ApiServer, router};
+    use rkube_apiserver::store::memory::MemoryStore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_owner_being_deleted_or_gone_cannot_adopt() {
+        let server = ApiServer::new(Arc::new(MemoryStore::new())).await.unwrap();
+        rkube_apiserver::run::ensure_system_namespaces(&server)
+            .await
+            .unwrap();
+        let client = in_process::client(router(server), in_process::admin());
+        let api: Api<ConfigMap> = Api::namespaced(client, "default");
+        let mut owner = ConfigMap::default();
+        owner.metadata.name = Some("owner".into());
+        let created = api.create(&PostParams::default(), &owner).await.unwrap();
+        let uid = created.uid().unwrap();
+        assert!(can_adopt(&api, "owner", &uid).await.unwrap());
+        assert!(!can_adopt(&api, "owner", "another-uid").await.unwrap());
+        // An orphaning deletion keeps the owner, with a deletionTimestamp, until the
+        // collector has released its dependents.
+        api.delete("owner", &DeleteParams::orphan()).await.unwrap();
+        assert!(!can_adopt(&api, "owner", &uid).await.unwrap());
+        assert!(!can_adopt(&api, "missing", &uid).await.unwrap());
+    }
+}
