@@ -141,11 +141,15 @@ fn replicas(rs: &ReplicaSet) -> i32 {
     rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
 }
 
+/// The available pods `rs` will keep. Its status may still count pods that a scale-down
+/// removes (the ReplicaSet controller has not acted on it yet); it deletes unavailable pods
+/// first, so at most `spec.replicas` available ones stay.
 fn available(rs: &ReplicaSet) -> i32 {
     rs.status
         .as_ref()
         .and_then(|s| s.available_replicas)
         .unwrap_or(0)
+        .min(replicas(rs))
 }
 
 fn revision(rs: &ReplicaSet) -> i64 {
@@ -248,7 +252,8 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, DeploymentError> 
 }
 
 /// The ReplicaSets this Deployment controls, after adopting matching orphans and releasing
-/// those that stopped matching; `None` while the cache lags our own writes.
+/// those that stopped matching; `None` while the cache lags our own writes or the
+/// Deployment's own deletion.
 async fn claim(
     shared: &Shared,
     key: &Key,
@@ -270,6 +275,8 @@ async fn claim(
     let api: Api<ReplicaSet> = Api::namespaced(shared.client.clone(), &key.namespace);
     let sel = d.spec.as_ref().map(|s| &s.selector);
     let deleting = d.metadata.deletion_timestamp.is_some();
+    let deployments: Api<Deployment> = Api::namespaced(shared.client.clone(), &key.namespace);
+    let mut rechecked = false;
     let mut owned = Vec::new();
     for rs in in_namespace {
         let matching = selector::matches(sel, rs.metadata.labels.as_ref());
@@ -290,6 +297,19 @@ async fn claim(
                 }
             }
             None if matching && !deleting && rs.metadata.deletion_timestamp.is_none() => {
+                if !rechecked {
+                    let live = ownership::can_adopt(&deployments, &key.name, &uid)
+                        .await
+                        .map_err(|source| DeploymentError::Deployment {
+                            deployment: key.clone(),
+                            source,
+                        })?;
+                    if !live {
+                        // Being deleted or gone: its event brings us back.
+                        return Ok(None);
+                    }
+                    rechecked = true;
+                }
                 let adopted = ownership::adopt(&api, rs.as_ref(), ownership::controller_ref(d))
                     .await
                     .map_err(err)?;
@@ -825,5 +845,24 @@ mod tests {
         assert_eq!(proportional(12, &[6, 2]), vec![9, 3]);
         assert_eq!(proportional(7, &[2, 2]), vec![4, 3]);
         assert_eq!(proportional(4, &[0, 0]), vec![0, 0]);
+    }
+
+    #[test]
+    fn availability_never_exceeds_what_a_scale_down_keeps() {
+        let rs = |replicas: i32, available: i32| ReplicaSet {
+            spec: Some(ReplicaSetSpec {
+                replicas: Some(replicas),
+                ..ReplicaSetSpec::default()
+            }),
+            status: Some(k8s_openapi::api::apps::v1::ReplicaSetStatus {
+                replicas: 8,
+                available_replicas: Some(available),
+                ..Default::default()
+            }),
+            ..ReplicaSet::default()
+        };
+        // Scaled 8 → 6, status not yet caught up: only 6 of the 8 available pods stay.
+        assert_eq!(available(&rs(6, 8)), 6);
+        assert_eq!(available(&rs(8, 5)), 5);
     }
 }

@@ -44,6 +44,12 @@ pub enum ReplicaSetError {
         #[source]
         source: kube::Error,
     },
+    #[error("rechecking replicaset {rs} before adopting pods: {source}")]
+    Recheck {
+        rs: Key,
+        #[source]
+        source: kube::Error,
+    },
     #[error("updating status of replicaset {rs}: {source}")]
     Status {
         rs: Key,
@@ -127,6 +133,8 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, ReplicaSetError> 
     let in_namespace = shared
         .pods
         .state_filter(|p| p.namespace().as_deref() == Some(key.namespace.as_str()));
+    let rs_api: Api<ReplicaSet> = Api::namespaced(shared.client.clone(), &key.namespace);
+    let mut rechecked = false;
     let mut owned: Vec<Arc<Pod>> = Vec::new();
     let sel = rs.spec.as_ref().map(|s| &s.selector);
     for pod in in_namespace {
@@ -146,6 +154,19 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, ReplicaSetError> 
                 && rs.metadata.deletion_timestamp.is_none()
                 && pod.metadata.deletion_timestamp.is_none() =>
             {
+                if !rechecked {
+                    let live = ownership::can_adopt(&rs_api, &key.name, &uid)
+                        .await
+                        .map_err(|source| ReplicaSetError::Recheck {
+                            rs: key.clone(),
+                            source,
+                        })?;
+                    if !live {
+                        // Being deleted or gone: its event brings us back.
+                        return Ok(Next::Done);
+                    }
+                    rechecked = true;
+                }
                 let adopted = ownership::adopt(
                     &pod_api,
                     pod.as_ref(),
@@ -176,28 +197,44 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, ReplicaSetError> 
                 .any(|p| p.metadata.uid.as_deref() == Some(pod_uid))
         },
     );
+    let mut deleted = Vec::new();
     if satisfied && rs.metadata.deletion_timestamp.is_none() {
         let wanted = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         match plan::scale(wanted, &active) {
             Scale::Create(count) => create_pods(shared, key, &rs, count).await?,
-            Scale::Delete(names) => delete_pods(shared, key, &rs, &active, &names).await?,
+            Scale::Delete(names) => {
+                delete_pods(shared, key, &rs, &active, &names).await?;
+                deleted = names;
+            }
             Scale::Steady => {}
         }
     }
+    // The status must not count pods just deleted: a Deployment scaling down old
+    // ReplicaSets reads their available replicas and would remove too many.
+    let remaining: Vec<&Pod> = active
+        .iter()
+        .copied()
+        .filter(|p| {
+            !p.metadata
+                .name
+                .as_ref()
+                .is_some_and(|n| deleted.contains(n))
+        })
+        .collect();
     let now = Timestamp::now();
-    let status = plan::status(&rs, &active, now);
+    let status = plan::status(&rs, &remaining, now);
     if rs.status.as_ref() != Some(&status) {
         let mut updated = (*rs).clone();
         updated.status = Some(status);
-        let api: Api<ReplicaSet> = Api::namespaced(shared.client.clone(), &key.namespace);
-        api.replace_status(&key.name, &PostParams::default(), &updated)
+        rs_api
+            .replace_status(&key.name, &PostParams::default(), &updated)
             .await
             .map_err(|source| ReplicaSetError::Status {
                 rs: key.clone(),
                 source,
             })?;
     }
-    Ok(match plan::next_availability(&rs, &active, now) {
+    Ok(match plan::next_availability(&rs, &remaining, now) {
         Some(secs) => Next::After(std::time::Duration::from_secs(secs.unsigned_abs())),
         None => Next::Done,
     })
