@@ -10,17 +10,29 @@ use hyper::{Method, StatusCode};
 use tokio::sync::Barrier;
 
 use crate::client::Tls;
+use crate::cpu::Cpu;
 
 /// What one load run achieved.
 pub struct LoadResult {
     pub created: usize,
     pub elapsed: Duration,
     pub latencies: Latencies,
+    /// CPU time the server and the load generator spent during the run.
+    pub cpu: Cpu,
 }
 
 impl LoadResult {
     pub fn rate(&self) -> f64 {
         self.created as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Server CPU time per create, in microseconds.
+    pub fn server_us_per_create(&self) -> f64 {
+        self.cpu.server.as_secs_f64() * 1e6 / self.created as f64
+    }
+
+    pub fn client_us_per_create(&self) -> f64 {
+        self.cpu.client.as_secs_f64() * 1e6 / self.created as f64
     }
 }
 
@@ -100,6 +112,7 @@ pub async fn create(
             }
         }));
     }
+    let cpu_before = Cpu::now()?;
     start.wait().await;
     let began = Instant::now();
     let mut samples = Vec::new();
@@ -111,5 +124,6 @@ pub async fn create(
         created: samples.len(),
         elapsed,
         latencies: Latencies::new(samples),
+        cpu: Cpu::now()?.since(cpu_before),
     })
 }
