@@ -9,6 +9,8 @@
 mod client;
 #[path = "apiserver/cpu.rs"]
 mod cpu;
+#[path = "apiserver/disk.rs"]
+mod disk;
 #[path = "apiserver/load.rs"]
 mod load;
 #[path = "apiserver/pods.rs"]
@@ -33,7 +35,7 @@ const CLIENTS: usize = 64;
 const CREATE_OBJECTS: usize = 20_000;
 const CREATE_TIME: Duration = Duration::from_secs(10);
 const LIST_OBJECTS: usize = 10_000;
-const LIST_RUNS: usize = 200;
+const LIST_RUNS: usize = 20;
 const IDLE: Duration = Duration::from_secs(5);
 
 const TARGET_CREATES: f64 = 10_000.0;
@@ -70,6 +72,14 @@ fn main() -> anyhow::Result<()> {
         idle_rss(&mut report)?;
     }
     if selected("embedded") {
+        eprintln!("fdatasync latency of the temp dir's disk...");
+        let syncs = disk::fdatasync_latencies(&std::env::temp_dir())?;
+        report.row(
+            "disk fdatasync p50 / p99 (4 KiB, temp dir)",
+            latency(&syncs),
+            "",
+            Verdict::Reference,
+        );
         eprintln!("durable creates, embedded store...");
         let embedded = throughput(&runtime, Vec::new())?;
         creates(&mut report, "embedded redb", &embedded, true);
@@ -230,7 +240,6 @@ fn list_pods(runtime: &tokio::runtime::Runtime) -> anyhow::Result<ListResult> {
         if items != LIST_OBJECTS {
             bail!("LIST returned {items} pods, expected {LIST_OBJECTS}");
         }
-        eprintln!("timing {LIST_RUNS} LISTs...");
         let mut samples = Vec::with_capacity(LIST_RUNS);
         let cpu_before = cpu::Cpu::now()?;
         for _ in 0..LIST_RUNS {
@@ -241,9 +250,6 @@ fn list_pods(runtime: &tokio::runtime::Runtime) -> anyhow::Result<ListResult> {
                 bail!("LIST answered {status}");
             }
         }
-        let mut debug: Vec<u128> = samples.iter().map(|d| d.as_millis()).collect();
-        debug.sort();
-        eprintln!("DEBUG {debug:?}");
         Ok(ListResult {
             latencies: Latencies::new(samples),
             body_bytes: body.len(),

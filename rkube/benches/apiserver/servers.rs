@@ -144,11 +144,16 @@ pub fn etcd_check_perf(endpoint: &str) -> anyhow::Result<Vec<String>> {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    // The progress bar redraws with `\r` and the first verdict can follow it on its line.
     let verdicts: Vec<String> = text
         .split(['\n', '\r'])
-        .map(str::trim)
-        .filter(|line| line.starts_with("PASS") || line.starts_with("FAIL"))
-        .map(String::from)
+        .filter_map(|line| {
+            let start = [line.find("PASS"), line.find("FAIL")]
+                .into_iter()
+                .flatten()
+                .min()?;
+            Some(line[start..].trim().to_string())
+        })
         .collect();
     if verdicts.is_empty() {
         bail!(
