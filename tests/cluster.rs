@@ -22,7 +22,10 @@ const RKUBE: &str = env!("CARGO_BIN_EXE_rkube");
 fn component(name: &str, kubeconfig: &Path, extra: &[&str]) -> anyhow::Result<Daemon> {
     Daemon::spawn(name, |_| {
         let mut cmd = Command::new(RKUBE);
-        cmd.arg(name).arg("--kubeconfig").arg(kubeconfig).args(extra);
+        cmd.arg(name)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(extra);
         cmd
     })
 }
@@ -34,7 +37,12 @@ async fn client(kubeconfig: &Path) -> anyhow::Result<Client> {
 }
 
 /// A Ready node with the given runtime handlers, as a kubelet would register it.
-async fn register_node(client: &Client, name: &str, memory: &str, handlers: &[&str]) -> anyhow::Result<()> {
+async fn register_node(
+    client: &Client,
+    name: &str,
+    memory: &str,
+    handlers: &[&str],
+) -> anyhow::Result<()> {
     let handlers: Vec<_> = handlers
         .iter()
         .map(|h| json!({"name": h, "features": {"recursiveReadOnlyMounts": false}}))
@@ -49,7 +57,9 @@ async fn register_node(client: &Client, name: &str, memory: &str, handlers: &[&s
             "runtimeHandlers": handlers,
         },
     }))?;
-    Api::<Node>::all(client.clone()).create(&PostParams::default(), &node).await?;
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await?;
     Ok(())
 }
 
@@ -78,24 +88,41 @@ async fn renew_leases(client: Client, nodes: Vec<String>) {
 /// Reports bound pods Running and Ready (Job pods Succeeded) and confirms deletions.
 async fn play_kubelet(client: Client) {
     let pods: Api<Pod> = Api::all(client.clone());
-    let mut events = watcher(pods, watcher::Config::default()).applied_objects().boxed();
+    let mut events = watcher(pods, watcher::Config::default())
+        .applied_objects()
+        .boxed();
     let mut next_ip = 10u32;
     while let Some(Ok(pod)) = events.next().await {
-        if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+        if pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_none()
+        {
             continue;
         }
         let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
         let name = pod.name_any();
         if pod.metadata.deletion_timestamp.is_some() {
-            let _ = api.delete(&name, &DeleteParams::default().grace_period(0)).await;
+            let _ = api
+                .delete(&name, &DeleteParams::default().grace_period(0))
+                .await;
             continue;
         }
-        let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
         if phase != "Pending" {
             continue;
         }
         let job = pod.labels().contains_key("job-name");
-        let (phase, ready) = if job { ("Succeeded", "False") } else { ("Running", "True") };
+        let (phase, ready) = if job {
+            ("Succeeded", "False")
+        } else {
+            ("Running", "True")
+        };
         next_ip += 1;
         let now = now();
         let containers: Vec<_> = pod
@@ -125,7 +152,9 @@ async fn play_kubelet(client: Client) {
             ],
             "containerStatuses": statuses,
         }});
-        let _ = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await;
+        let _ = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await;
     }
 }
 
@@ -184,7 +213,10 @@ async fn workloads_are_scheduled_and_rolled_out_as_kubectl_reports() -> anyhow::
     register_node(&client, "node-a", "8Gi", &["runc"]).await?;
     register_node(&client, "node-b", "8Gi", &["runc"]).await?;
     register_node(&client, "edge-1", "2Gi", &["wasmtime"]).await?;
-    tokio::spawn(renew_leases(client.clone(), vec!["node-a".into(), "node-b".into(), "edge-1".into()]));
+    tokio::spawn(renew_leases(
+        client.clone(),
+        vec!["node-a".into(), "node-b".into(), "edge-1".into()],
+    ));
     tokio::spawn(play_kubelet(client.clone()));
 
     let k = Kubectl::new("1.33", &kubeconfig)?;
@@ -203,34 +235,103 @@ async fn workloads_are_scheduled_and_rolled_out_as_kubectl_reports() -> anyhow::
     };
     let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
 
-    kubectl(args(&["create", "deployment", "web", "--image=registry.local/web:1", "--replicas=4"])).await?;
-    let status = kubectl(args(&["rollout", "status", "deployment/web", "--timeout=90s"])).await?;
+    kubectl(args(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=registry.local/web:1",
+        "--replicas=4",
+    ]))
+    .await?;
+    let status = kubectl(args(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "--timeout=90s",
+    ]))
+    .await?;
     ensure!(status.contains("successfully rolled out"), "{status}");
     let wide = kubectl(args(&["get", "pods", "-l", "app=web", "-o", "wide"])).await?;
-    ensure!(wide.lines().filter(|l| l.contains("Running")).count() == 4, "{wide}");
-    ensure!(!wide.contains("edge-1"), "a runc pod landed on the wasm-only node:\n{wide}");
+    ensure!(
+        wide.lines().filter(|l| l.contains("Running")).count() == 4,
+        "{wide}"
+    );
+    ensure!(
+        !wide.contains("edge-1"),
+        "a runc pod landed on the wasm-only node:\n{wide}"
+    );
 
-    kubectl(args(&["set", "image", "deployment/web", "web=registry.local/web:2"])).await?;
-    let status = kubectl(args(&["rollout", "status", "deployment/web", "--timeout=90s"])).await?;
+    kubectl(args(&[
+        "set",
+        "image",
+        "deployment/web",
+        "web=registry.local/web:2",
+    ]))
+    .await?;
+    let status = kubectl(args(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "--timeout=90s",
+    ]))
+    .await?;
     ensure!(status.contains("successfully rolled out"), "{status}");
     kubectl(args(&["rollout", "undo", "deployment/web"])).await?;
-    let status = kubectl(args(&["rollout", "status", "deployment/web", "--timeout=90s"])).await?;
+    let status = kubectl(args(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "--timeout=90s",
+    ]))
+    .await?;
     ensure!(status.contains("successfully rolled out"), "{status}");
-    let image = kubectl(args(&["get", "deployment", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"])).await?;
-    ensure!(image == "registry.local/web:1", "rollback left image {image}");
+    let image = kubectl(args(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]))
+    .await?;
+    ensure!(
+        image == "registry.local/web:1",
+        "rollback left image {image}"
+    );
 
     let job = write("job.yaml", JOB)?;
     kubectl(args(&["apply", "-f", &job])).await?;
-    let waited = kubectl(args(&["wait", "--for=condition=complete", "job/crunch", "--timeout=90s"])).await?;
+    let waited = kubectl(args(&[
+        "wait",
+        "--for=condition=complete",
+        "job/crunch",
+        "--timeout=90s",
+    ]))
+    .await?;
     ensure!(waited.contains("condition met"), "{waited}");
 
     let wasm = write("wasm.yaml", RUNTIME_CLASS_AND_WASM_POD)?;
     kubectl(args(&["apply", "-f", &wasm])).await?;
-    kubectl(args(&["wait", "--for=condition=Ready", "pod/hello-wasm", "--timeout=60s"])).await?;
-    let placed = kubectl(args(&["get", "pod", "hello-wasm", "-o", "jsonpath={.spec.nodeName}"])).await?;
+    kubectl(args(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/hello-wasm",
+        "--timeout=60s",
+    ]))
+    .await?;
+    let placed = kubectl(args(&[
+        "get",
+        "pod",
+        "hello-wasm",
+        "-o",
+        "jsonpath={.spec.nodeName}",
+    ]))
+    .await?;
     ensure!(placed == "edge-1", "the wasm pod landed on {placed}");
     let described = kubectl(args(&["describe", "pod", "hello-wasm"])).await?;
-    ensure!(described.contains("Successfully assigned default/hello-wasm to edge-1"), "{described}");
+    ensure!(
+        described.contains("Successfully assigned default/hello-wasm to edge-1"),
+        "{described}"
+    );
 
     let hungry = write("hungry.yaml", HUNGRY)?;
     kubectl(args(&["apply", "-f", &hungry])).await?;
@@ -242,13 +343,31 @@ async fn workloads_are_scheduled_and_rolled_out_as_kubectl_reports() -> anyhow::
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    ensure!(last.contains("0/3 nodes are available") && last.contains("Insufficient memory"), "{last}");
-    let phase = kubectl(args(&["get", "pod", "hungry", "-o", "jsonpath={.status.phase}"])).await?;
+    ensure!(
+        last.contains("0/3 nodes are available") && last.contains("Insufficient memory"),
+        "{last}"
+    );
+    let phase = kubectl(args(&[
+        "get",
+        "pod",
+        "hungry",
+        "-o",
+        "jsonpath={.status.phase}",
+    ]))
+    .await?;
     ensure!(phase == "Pending", "{phase}");
 
     kubectl(args(&["delete", "deployment", "web"])).await?;
     for _ in 0..60 {
-        let left = kubectl(args(&["get", "pods,replicasets", "-l", "app=web", "-o", "name"])).await?;
+        let left = kubectl(args(&[
+            "get",
+            "pods,replicasets",
+            "-l",
+            "app=web",
+            "-o",
+            "name",
+        ]))
+        .await?;
         if left.trim().is_empty() {
             return Ok(());
         }

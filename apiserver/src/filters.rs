@@ -35,6 +35,8 @@ impl Filter {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.labels.matches_object(obj) && self.fields.matches(self.resource, obj)
+        // The common unfiltered LIST skips the per-object metadata lookups.
+        self.is_everything()
+            || (self.labels.matches_object(obj) && self.fields.matches(self.resource, obj))
     }
 }

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -70,10 +71,7 @@ pub async fn list(
             table["metadata"] = metadata;
             Ok(body::object_response(StatusCode::OK, &table))
         }
-        Wanted::Object => Ok(body::json_response(
-            StatusCode::OK,
-            list_bytes(target.resource, &metadata, &page.items),
-        )),
+        Wanted::Object => Ok(list_response(target.resource, &metadata, page.items)),
         Wanted::Metadata => {
             let items: Vec<Value> = page
                 .items
@@ -91,27 +89,61 @@ pub async fn list(
     }
 }
 
-/// Writes a `<Kind>List` from the cached bytes of its items without re-encoding them.
-fn list_bytes(resource: &ResourceInfo, metadata: &Value, items: &[Arc<Stored>]) -> Vec<u8> {
-    let total: usize = items.iter().map(|i| i.json.len() + 1).sum();
-    let mut out = Vec::with_capacity(total + 256);
-    out.extend_from_slice(
-        format!(
-            "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
-            resource.list_kind(),
-            resource.api_version(),
-            metadata
-        )
-        .as_bytes(),
-    );
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+/// Size of the pieces a list body is streamed in: large enough for few writes, small enough
+/// to stay in cache and be reused by the allocator.
+const LIST_CHUNK: usize = 64 * 1024;
+
+/// Streams a `<Kind>List` from the cached bytes of its items, without re-encoding them and
+/// without a buffer the size of the whole list (which costs a page fault every 4 KiB).
+fn list_response(resource: &ResourceInfo, metadata: &Value, items: Vec<Arc<Stored>>) -> Response {
+    let head = format!(
+        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
+        resource.list_kind(),
+        resource.api_version(),
+        metadata
+    )
+    .into_bytes();
+    let commas = items.len().saturating_sub(1);
+    let length = head.len() + items.iter().map(|i| i.json.len()).sum::<usize>() + commas + 2;
+    let chunks = ListChunks {
+        pending: Some(head),
+        items: items.into_iter(),
+        first: true,
+    };
+    let stream = futures::stream::iter(chunks.map(Ok::<_, std::convert::Infallible>));
+    let mut response = body::json_response(StatusCode::OK, Body::from_stream(stream));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    response
+}
+
+/// The pieces of a list body: the head, the items joined by commas, and the closing `]}`.
+struct ListChunks {
+    /// The bytes not yet handed out; `None` once the closing bracket was.
+    pending: Option<Vec<u8>>,
+    items: std::vec::IntoIter<Arc<Stored>>,
+    first: bool,
+}
+
+impl Iterator for ListChunks {
+    type Item = bytes::Bytes;
+
+    fn next(&mut self) -> Option<bytes::Bytes> {
+        let mut chunk = self.pending.take()?;
+        for item in self.items.by_ref() {
+            if !std::mem::take(&mut self.first) {
+                chunk.push(b',');
+            }
+            chunk.extend_from_slice(&item.json);
+            if chunk.len() >= LIST_CHUNK {
+                self.pending = Some(Vec::with_capacity(LIST_CHUNK + LIST_CHUNK / 4));
+                return Some(chunk.into());
+            }
         }
-        out.extend_from_slice(&item.json);
+        chunk.extend_from_slice(b"]}");
+        Some(chunk.into())
     }
-    out.extend_from_slice(b"]}");
-    out
 }
 
 async fn read_page(
@@ -210,4 +242,64 @@ fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::KeyValue;
+
+    fn pod(i: usize) -> Arc<Stored> {
+        let padding = "x".repeat(i % 700);
+        let value =
+            serde_json::to_vec(&json!({"metadata": {"name": format!("p{i}")}, "pad": padding}))
+                .unwrap();
+        Stored::from_kv(&KeyValue {
+            key: format!("/registry/pods/ns/p{i}"),
+            value,
+            create_revision: 1,
+            mod_revision: i as i64 + 1,
+        })
+        .unwrap()
+    }
+
+    async fn body_of(count: usize) -> (Option<usize>, Value, usize) {
+        let pods = rkube_api::resources::find("", "v1", "pods").unwrap();
+        let items: Vec<Arc<Stored>> = (0..count).map(pod).collect();
+        let response = list_response(pods, &json!({"resourceVersion": "9"}), items);
+        let declared = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            declared,
+            serde_json::from_slice(&bytes).unwrap(),
+            bytes.len(),
+        )
+    }
+
+    #[tokio::test]
+    async fn streamed_lists_are_whole_and_declare_their_length() {
+        // Empty, one item, and enough to span many chunks.
+        for count in [0, 1, 1000] {
+            let (declared, list, length) = body_of(count).await;
+            assert_eq!(declared, Some(length), "{count} items");
+            assert_eq!(list["kind"], "PodList");
+            assert_eq!(list["metadata"]["resourceVersion"], "9");
+            let items = list["items"].as_array().unwrap();
+            assert_eq!(items.len(), count);
+            for (i, item) in items.iter().enumerate() {
+                assert_eq!(item["metadata"]["name"], format!("p{i}"));
+                assert_eq!(item["metadata"]["resourceVersion"], (i + 1).to_string());
+            }
+        }
+        assert!(
+            body_of(1000).await.2 > 2 * LIST_CHUNK,
+            "the test spans chunks"
+        );
+    }
 }

@@ -32,6 +32,10 @@ pub fn decode(kv: &KeyValue) -> ApiResult<Value> {
 
 /// The bytes the store keeps: the object without its resourceVersion (the revision is it).
 pub fn encode(obj: &Value) -> Vec<u8> {
+    // Creates arrive without a resourceVersion: serialize those without copying the object.
+    if obj.pointer("/metadata/resourceVersion").is_none() {
+        return serde_json::to_vec(obj).unwrap_or_default();
+    }
     let mut obj = obj.clone();
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
@@ -183,6 +187,8 @@ mod tests {
             mod_revision: 9,
         };
         assert_eq!(resource_version(&decode(&kv).unwrap()), Some(9));
+        let fresh = serde_json::json!({"metadata": {"name": "x"}});
+        assert_eq!(encode(&fresh), serde_json::to_vec(&fresh).unwrap());
     }
 
     #[test]

@@ -91,6 +91,11 @@ pub async fn serve(
                 }
             },
         };
+        // Without TCP_NODELAY a response's last partial segment waits for the client's
+        // delayed ACK (40 ms on Linux); Go's net package, and so kube-apiserver, sets it too.
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %err, "setting TCP_NODELAY failed");
+        }
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {

@@ -88,7 +88,10 @@ async fn create_object(
 }
 
 /// Objects may only be created in a namespace that exists and is not being deleted;
-/// `object` names the object being created, as the 403 does.
+/// `object` names the object being created, as the 403 does. Like kube-apiserver's
+/// NamespaceLifecycle admission this reads the watch cache, which spares every create a store
+/// round trip; a namespace the cache has not seen yet (created a moment ago) is looked up in
+/// the store.
 async fn ensure_namespace_open(
     server: &ApiServer,
     namespace: &str,
@@ -97,16 +100,22 @@ async fn ensure_namespace_open(
     let namespaces = rkube_api::resources::find("", "v1", "namespaces")
         .ok_or_else(|| ApiError::Internal("namespaces are not registered".into()))?;
     let key = objects::key(namespaces, None, namespace);
-    match server.store.get(&key).await? {
-        None => Err(ApiError::NotFound(ErrorTarget::new(namespaces, namespace))),
-        Some(kv) if objects::is_deleting(&objects::decode(&kv)?) => Err(ApiError::Forbidden {
+    let deleting = match server.cache.get(&key) {
+        Some(cached) => objects::is_deleting(&cached.object),
+        None => match server.store.get(&key).await? {
+            None => return Err(ApiError::NotFound(ErrorTarget::new(namespaces, namespace))),
+            Some(kv) => objects::is_deleting(&objects::decode(&kv)?),
+        },
+    };
+    if deleting {
+        return Err(ApiError::Forbidden {
             target: object,
             message: format!(
                 "unable to create new content in namespace {namespace} because it is being terminated"
             ),
-        }),
-        Some(_) => Ok(()),
+        });
     }
+    Ok(())
 }
 
 pub async fn update(
@@ -574,4 +583,59 @@ pub async fn delete_collection(
         "items": deleted,
     });
     Ok(body::object_response(StatusCode::OK, &list))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn namespace(name: &str, deleting: bool) -> Value {
+        let mut ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        if deleting {
+            ns["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        ns
+    }
+
+    fn pod() -> ErrorTarget {
+        ErrorTarget::new(rkube_api::resources::find("", "v1", "pods").unwrap(), "p")
+    }
+
+    #[tokio::test]
+    async fn creates_need_an_open_namespace_seen_by_the_cache_or_the_store() {
+        let server = ApiServer::new(Arc::new(MemoryStore::new())).await.unwrap();
+        assert!(matches!(
+            ensure_namespace_open(&server, "missing", pod()).await,
+            Err(ApiError::NotFound(_))
+        ));
+
+        // Written straight to the store: found whether or not the cache has caught up.
+        let open = objects::encode(&namespace("open", false));
+        server
+            .store
+            .create("/registry/namespaces/open", open)
+            .await
+            .unwrap();
+        ensure_namespace_open(&server, "open", pod()).await.unwrap();
+
+        let closing = objects::encode(&namespace("closing", true));
+        let revision = server
+            .store
+            .create("/registry/namespaces/closing", closing)
+            .await
+            .unwrap();
+        assert!(matches!(
+            ensure_namespace_open(&server, "closing", pod()).await,
+            Err(ApiError::Forbidden { .. })
+        ));
+        server.cache.wait_for(revision).await.unwrap();
+        assert!(matches!(
+            ensure_namespace_open(&server, "closing", pod()).await,
+            Err(ApiError::Forbidden { .. })
+        ));
+        ensure_namespace_open(&server, "open", pod()).await.unwrap();
+    }
 }
