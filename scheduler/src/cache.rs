@@ -161,3 +161,74 @@ impl ClusterCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node_info::tests::node;
+    use crate::resources::{PodRequests, Resources};
+
+    fn footprint(milli_cpu: i64) -> Footprint {
+        let r = Resources {
+            milli_cpu,
+            memory: 0,
+        };
+        Footprint {
+            requests: PodRequests {
+                exact: r,
+                non_zero: r,
+            },
+            ..Footprint::default()
+        }
+    }
+
+    fn requested(cache: &ClusterCache, node: &str) -> i64 {
+        cache
+            .nodes()
+            .iter()
+            .find(|n| n.name == node)
+            .map_or(-1, |n| n.usage.requested.milli_cpu)
+    }
+
+    #[test]
+    fn confirmation_does_not_count_twice_and_confirmed_pods_survive_forget() {
+        let mut cache = ClusterCache::default();
+        cache.upsert_node(&node("a", "4", "4Gi"));
+        cache.assume("ns/p".into(), "a", footprint(100));
+        cache.observe_bound("ns/p".into(), "a", footprint(100));
+        assert_eq!(requested(&cache, "a"), 100);
+        cache.forget("ns/p");
+        assert_eq!(requested(&cache, "a"), 100);
+        cache.remove_pod("ns/p");
+        assert_eq!(requested(&cache, "a"), 0);
+    }
+
+    #[test]
+    fn a_pod_seen_elsewhere_moves() {
+        let mut cache = ClusterCache::default();
+        cache.upsert_node(&node("a", "4", "4Gi"));
+        cache.upsert_node(&node("b", "4", "4Gi"));
+        cache.assume("ns/p".into(), "a", footprint(100));
+        cache.observe_bound("ns/p".into(), "b", footprint(100));
+        assert_eq!(requested(&cache, "a"), 0);
+        assert_eq!(requested(&cache, "b"), 100);
+    }
+
+    #[test]
+    fn pods_on_unknown_nodes_count_once_the_node_appears() {
+        let mut cache = ClusterCache::default();
+        cache.observe_bound("ns/p".into(), "late", footprint(300));
+        assert_eq!(cache.node_count(), 0);
+        assert!(cache.upsert_node(&node("other", "1", "1Gi")));
+        assert!(cache.upsert_node(&node("late", "4", "4Gi")));
+        assert!(!cache.upsert_node(&node("late", "4", "4Gi")));
+        assert_eq!(cache.node_count(), 2);
+        assert_eq!(requested(&cache, "late"), 300);
+        cache.remove_node("late");
+        assert_eq!(cache.node_count(), 1);
+        assert_eq!(requested(&cache, "late"), 300);
+        cache.remove_pod("ns/p");
+        assert_eq!(requested(&cache, "late"), -1);
+        assert_eq!(requested(&cache, "other"), 0);
+    }
+}
