@@ -95,10 +95,11 @@ pub fn check_identity(target: &Target, obj: &mut Value) -> ApiResult<()> {
 }
 
 /// Decodes the object into its typed form (a type error is a 400 whatever the mode) and
-/// applies the request's field validation to unknown fields; returns the warnings to send.
+/// applies the request's field validation to unknown fields, which are dropped unless the
+/// mode refuses them (a typed decode never keeps them); returns the warnings to send.
 pub fn check_fields(
     resource: &ResourceInfo,
-    obj: &Value,
+    obj: &mut Value,
     mode: FieldValidation,
 ) -> ApiResult<Vec<String>> {
     let unknown = validation::decode_strict(resource, obj).map_err(|err| {
@@ -111,14 +112,55 @@ pub fn check_fields(
         .iter()
         .map(|field| format!("unknown field \"{field}\""))
         .collect();
-    match mode {
-        _ if messages.is_empty() => Ok(Vec::new()),
-        FieldValidation::Strict => Err(ApiError::BadRequest(format!(
+    if mode == FieldValidation::Strict && !messages.is_empty() {
+        return Err(ApiError::BadRequest(format!(
             "strict decoding error: {}",
             messages.join(", ")
-        ))),
+        )));
+    }
+    for field in &unknown {
+        remove_path(obj, field);
+    }
+    match mode {
         FieldValidation::Warn => Ok(messages),
-        FieldValidation::Ignore => Ok(Vec::new()),
+        FieldValidation::Strict | FieldValidation::Ignore => Ok(Vec::new()),
+    }
+}
+
+/// Removes the field at a `decode_strict` path (`spec.template.spec.containers[0].foo`).
+/// Keys are matched whole first, so a key holding a dot is still found.
+fn remove_path(value: &mut Value, path: &str) {
+    match value {
+        Value::Object(map) => {
+            if map.remove(path).is_some() {
+                return;
+            }
+            let next = map.keys().find(|key| {
+                path.strip_prefix(key.as_str())
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+            });
+            if let Some(key) = next.cloned() {
+                let rest = &path[key.len()..];
+                let rest = rest.strip_prefix('.').unwrap_or(rest);
+                if let Some(child) = map.get_mut(&key) {
+                    remove_path(child, rest);
+                }
+            }
+        }
+        Value::Array(items) => {
+            let Some((index, rest)) = path
+                .strip_prefix('[')
+                .and_then(|p| p.split_once(']'))
+                .and_then(|(i, rest)| Some((i.parse::<usize>().ok()?, rest)))
+            else {
+                return;
+            };
+            let rest = rest.strip_prefix('.').unwrap_or(rest);
+            if let Some(item) = items.get_mut(index) {
+                remove_path(item, rest);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -322,6 +364,36 @@ mod tests {
         let mut changed = json!({"spec": {"a": 2}});
         carry_over(&old, &mut changed);
         assert_eq!(changed["metadata"]["generation"], 4);
+    }
+
+    #[test]
+    fn unknown_fields_are_dropped_unless_strict() {
+        let deployments = find("apps", "v1", "deployments").unwrap();
+        let body = json!({
+            "metadata": {"name": "d", "labels": {"a.b/c": "x"}},
+            "spec": {"foo": 1, "selector": {}, "template": {"spec": {"containers": [
+                {"name": "a", "image": "i"},
+                {"name": "b", "image": "i", "bar": true},
+            ]}}},
+        });
+        let mut warned = body.clone();
+        let warnings = check_fields(deployments, &mut warned, FieldValidation::Warn).unwrap();
+        assert_eq!(warnings.len(), 2);
+        assert!(warned["spec"].get("foo").is_none());
+        assert!(
+            warned["spec"]["template"]["spec"]["containers"][1]
+                .get("bar")
+                .is_none()
+        );
+        assert_eq!(
+            warned["spec"]["template"]["spec"]["containers"][1]["name"],
+            "b"
+        );
+        assert_eq!(warned["metadata"]["labels"]["a.b/c"], "x");
+
+        let mut strict = body.clone();
+        assert!(check_fields(deployments, &mut strict, FieldValidation::Strict).is_err());
+        assert_eq!(strict, body);
     }
 
     #[test]

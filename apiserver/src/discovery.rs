@@ -1,7 +1,7 @@
 //! Discovery (`/api`, `/apis`, group and resource lists), `/version` and OpenAPI.
 
 use axum::extract::Path;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rkube_api::resources::{self, ResourceInfo, Subresource};
 use serde_json::{Value, json};
@@ -37,7 +37,10 @@ fn go_arch() -> &'static str {
     }
 }
 
-pub async fn core_versions() -> Response {
+pub async fn core_versions(headers: HeaderMap) -> Response {
+    if wants_aggregated(&headers) {
+        return aggregated(|group| group.is_empty());
+    }
     body::object_response(
         StatusCode::OK,
         &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
@@ -49,7 +52,10 @@ fn group_json(group: &str) -> Value {
     json!({"name": group, "versions": [gv], "preferredVersion": gv})
 }
 
-pub async fn group_list() -> Response {
+pub async fn group_list(headers: HeaderMap) -> Response {
+    if wants_aggregated(&headers) {
+        return aggregated(|group| !group.is_empty());
+    }
     let groups: Vec<Value> = resources::groups()
         .into_iter()
         .filter(|g| !g.is_empty())
@@ -59,6 +65,82 @@ pub async fn group_list() -> Response {
         StatusCode::OK,
         &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
     )
+}
+
+/// The media type of aggregated discovery (one request for every group's resources), which
+/// kubectl 1.30+ asks for first.
+const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+fn wants_aggregated(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| {
+            accept.split(',').any(|choice| {
+                let params: Vec<&str> = choice.split(';').map(str::trim).collect();
+                params.contains(&"as=APIGroupDiscoveryList")
+                    && params.contains(&"g=apidiscovery.k8s.io")
+                    && params.contains(&"v=v2")
+            })
+        })
+}
+
+fn aggregated_resource(r: &ResourceInfo) -> Value {
+    let subresources: Vec<Value> = r
+        .subresources
+        .iter()
+        .map(|sub| {
+            let listed = subresource_json(r, *sub);
+            let (group, version) = match sub {
+                Subresource::Scale => ("autoscaling", "v1"),
+                _ => (r.group, r.version),
+            };
+            json!({
+                "subresource": sub.name(),
+                "responseKind": {"group": group, "version": version, "kind": listed["kind"]},
+                "verbs": listed["verbs"],
+            })
+        })
+        .collect();
+    json!({
+        "resource": r.plural,
+        "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": VERBS,
+        "shortNames": r.short_names,
+        "categories": r.categories,
+        "subresources": subresources,
+    })
+}
+
+fn aggregated(include: impl Fn(&str) -> bool) -> Response {
+    let items: Vec<Value> = resources::groups()
+        .into_iter()
+        .filter(|g| include(g))
+        .map(|group| {
+            let resources: Vec<Value> = resources::RESOURCES
+                .iter()
+                .filter(|r| r.group == group)
+                .map(aggregated_resource)
+                .collect();
+            json!({
+                "metadata": {"name": group},
+                "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
+            })
+        })
+        .collect();
+    let list = json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    });
+    let mut response = body::object_response(StatusCode::OK, &list);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(AGGREGATED));
+    response
 }
 
 pub fn group(group: &str) -> Response {
@@ -157,5 +239,65 @@ pub async fn openapi_document(Path(path): Path<String>) -> Response {
             response
         }
         None => ApiError::NoSuchRoute.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn json_of(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn aggregated_discovery_lists_every_group_with_subresources() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+            ),
+        );
+        let response = group_list(headers.clone()).await;
+        assert_eq!(response.headers()[header::CONTENT_TYPE], AGGREGATED);
+        let body = json_of(response).await;
+        let apps = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "apps")
+            .unwrap();
+        let deployments = &apps["versions"][0]["resources"][0];
+        assert_eq!(deployments["resource"], "deployments");
+        assert_eq!(deployments["scope"], "Namespaced");
+        let scale = deployments["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["subresource"] == "scale")
+            .unwrap();
+        assert_eq!(scale["responseKind"]["group"], "autoscaling");
+
+        let core = json_of(core_versions(headers).await).await;
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        assert_eq!(core["items"][0]["metadata"]["name"], "");
+    }
+
+    #[tokio::test]
+    async fn legacy_discovery_without_the_aggregated_accept() {
+        let body = json_of(group_list(HeaderMap::new()).await).await;
+        assert_eq!(body["kind"], "APIGroupList");
+        let list = json_of(resource_list("", "v1")).await;
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert!(names.contains(&"pods/binding") && names.contains(&"pods/status"));
     }
 }

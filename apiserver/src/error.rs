@@ -89,8 +89,8 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("Unauthorized")]
     Unauthorized,
-    #[error("{0}")]
-    Forbidden(String),
+    #[error("{} is forbidden: {message}", .target.qualified())]
+    Forbidden { target: Target, message: String },
     #[error("{0}")]
     Internal(String),
     #[error("{0}")]
@@ -130,7 +130,7 @@ impl ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -150,7 +150,7 @@ impl ApiError {
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::TooLarge { .. } => "RequestEntityTooLarge",
             ApiError::Unauthorized => "Unauthorized",
-            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Forbidden { .. } => "Forbidden",
             ApiError::Internal(_) => "InternalError",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
         }
@@ -159,7 +159,7 @@ impl ApiError {
     fn details(&self) -> Option<Value> {
         let target = match self {
             ApiError::NotFound(t) | ApiError::AlreadyExists(t) | ApiError::Conflict(t) => t,
-            ApiError::ConflictWith { target, .. } => target,
+            ApiError::ConflictWith { target, .. } | ApiError::Forbidden { target, .. } => target,
             ApiError::Invalid { target, causes } => {
                 let causes: Vec<Value> = causes
                     .iter()

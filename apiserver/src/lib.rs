@@ -15,6 +15,7 @@ pub mod managed;
 pub mod objects;
 pub mod patches;
 pub mod pki;
+pub mod pod_admission;
 pub mod protobuf;
 pub mod request;
 pub mod run;

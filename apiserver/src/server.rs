@@ -29,7 +29,16 @@ pub struct ApiServer {
 
 impl ApiServer {
     pub async fn new(store: Arc<dyn Store>) -> ApiResult<Arc<ApiServer>> {
-        let cache = WatchCache::start(Arc::clone(&store), WATCH_WINDOW).await?;
+        Self::with_watch_window(store, WATCH_WINDOW).await
+    }
+
+    /// A server whose watch cache keeps only `window` recent events, so tests can make a
+    /// resourceVersion fall out of it.
+    pub async fn with_watch_window(
+        store: Arc<dyn Store>,
+        window: usize,
+    ) -> ApiResult<Arc<ApiServer>> {
+        let cache = WatchCache::start(Arc::clone(&store), window).await?;
         Ok(Arc::new(ApiServer { store, cache }))
     }
 }

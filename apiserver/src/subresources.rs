@@ -135,18 +135,27 @@ pub async fn bind(
         ..target.clone()
     };
     let pod_name = target.name.clone().unwrap_or_default();
-    write::guaranteed_update(server, &main, &Params::default(), None, |current| {
+    // Binding conflicts name `pods/binding`, as kube-apiserver's do.
+    let binding_target = crate::error::Target {
+        resource: "pods/binding".into(),
+        ..main.error_target()
+    };
+    let binding = Target {
+        subresource: Some(Subresource::Binding),
+        ..target.clone()
+    };
+    write::guaranteed_update(server, &binding, &Params::default(), None, |current| {
         if let Some(existing) = current.pointer("/spec/nodeName").and_then(Value::as_str)
             && !existing.is_empty()
         {
             return Err(ApiError::ConflictWith {
-                target: main.error_target(),
+                target: binding_target.clone(),
                 message: format!("pod {pod_name} is already assigned to node \"{existing}\""),
             });
         }
         if objects::is_deleting(current) {
             return Err(ApiError::ConflictWith {
-                target: main.error_target(),
+                target: binding_target.clone(),
                 message: format!("pod {pod_name} is being deleted, cannot be assigned to a host"),
             });
         }

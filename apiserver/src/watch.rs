@@ -64,8 +64,17 @@ pub async fn watch(
     let prefix = objects::prefix(resource, target.object_namespace());
     let rv = params.resource_version()?;
     let from = match rv {
-        // Unset or "0": the current state as synthetic ADDED events, then changes.
-        None | Some(0) => None,
+        // Unset: the current state as synthetic ADDED events, then changes; like a LIST
+        // without a resourceVersion this is a consistent read, so it waits for the cache to
+        // reach the store (else writes acknowledged before the watch could be missing from
+        // the initial events).
+        None => {
+            let current = server.store.current_revision().await?;
+            server.cache.wait_for(current).await?;
+            None
+        }
+        // "0": the same from whatever the cache holds.
+        Some(0) => None,
         Some(rv) if initial_events => {
             server.cache.wait_for(rv).await?;
             None

@@ -17,7 +17,9 @@ use crate::server::ApiServer;
 use crate::store::{Revision, StoreError};
 use crate::{managed, patches};
 
-/// How often a write that lost a race with another writer is retried before giving up.
+/// How often an apply retries when its object is created or deleted under it. Plain lost
+/// races are retried without a bound, as kube-apiserver does: each one means another write
+/// landed, so the server as a whole always makes progress.
 const CONFLICT_RETRIES: usize = 8;
 
 pub async fn create(
@@ -29,7 +31,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let mut obj = body::decode_object(target.resource, headers, bytes)?;
     let mode = FieldValidation::from_params(params)?;
-    let warnings = admission::check_fields(target.resource, &obj, mode)?;
+    let warnings = admission::check_fields(target.resource, &mut obj, mode)?;
     let created = create_object(server, target, params, &mut obj, None).await?;
     respond(
         target,
@@ -60,12 +62,17 @@ async fn create_object(
     if let Some(manager) = apply_manager {
         managed::record_apply(obj, manager, &resource.api_version());
     }
-    admission::default_and_validate(resource, obj, None)?;
     let name = objects::name(obj).to_string();
     let namespace = objects::namespace(obj).map(String::from);
     if let Some(ns) = &namespace {
-        ensure_namespace_open(server, ns).await?;
+        ensure_namespace_open(server, ns, ErrorTarget::new(resource, &name)).await?;
     }
+    // Mutating admission before validation, as in kube-apiserver.
+    if resource.kind == "Pod" && resource.group.is_empty() {
+        crate::pod_admission::admit_new_pod(server, &ErrorTarget::new(resource, &name), obj)
+            .await?;
+    }
+    admission::default_and_validate(resource, obj, None)?;
     crate::allocate::on_create(server, resource, obj).await?;
     if params.dry_run() {
         return Ok(obj.clone());
@@ -80,18 +87,24 @@ async fn create_object(
     Ok(obj.clone())
 }
 
-/// Objects may only be created in a namespace that exists and is not being deleted.
-async fn ensure_namespace_open(server: &ApiServer, namespace: &str) -> ApiResult<()> {
+/// Objects may only be created in a namespace that exists and is not being deleted;
+/// `object` names the object being created, as the 403 does.
+async fn ensure_namespace_open(
+    server: &ApiServer,
+    namespace: &str,
+    object: ErrorTarget,
+) -> ApiResult<()> {
     let namespaces = rkube_api::resources::find("", "v1", "namespaces")
         .ok_or_else(|| ApiError::Internal("namespaces are not registered".into()))?;
     let key = objects::key(namespaces, None, namespace);
     match server.store.get(&key).await? {
         None => Err(ApiError::NotFound(ErrorTarget::new(namespaces, namespace))),
-        Some(kv) if objects::is_deleting(&objects::decode(&kv)?) => {
-            Err(ApiError::Forbidden(format!(
+        Some(kv) if objects::is_deleting(&objects::decode(&kv)?) => Err(ApiError::Forbidden {
+            target: object,
+            message: format!(
                 "unable to create new content in namespace {namespace} because it is being terminated"
-            )))
-        }
+            ),
+        }),
         Some(_) => Ok(()),
     }
 }
@@ -105,7 +118,7 @@ pub async fn update(
 ) -> ApiResult<Response> {
     let mut body_obj = body::decode_object(target.resource, headers, bytes)?;
     let mode = FieldValidation::from_params(params)?;
-    let warnings = admission::check_fields(target.resource, &body_obj, mode)?;
+    let warnings = admission::check_fields(target.resource, &mut body_obj, mode)?;
     admission::check_identity(target, &mut body_obj)?;
     let precondition = objects::resource_version(&body_obj);
     let updated = guaranteed_update(server, target, params, precondition, |_| {
@@ -142,8 +155,8 @@ pub async fn patch(
     let mut warnings = Vec::new();
     let resource = target.resource;
     let updated = guaranteed_update(server, target, params, precondition, |current| {
-        let patched = patches::apply(kind, current, &patch, resource)?;
-        warnings = admission::check_fields(resource, &patched, mode)?;
+        let mut patched = patches::apply(kind, current, &patch, resource)?;
+        warnings = admission::check_fields(resource, &mut patched, mode)?;
         Ok(patched)
     })
     .await?;
@@ -157,23 +170,19 @@ async fn apply(
     target: &Target,
     params: &Params,
     wanted: Wanted,
-    applied: Value,
+    mut applied: Value,
     mode: FieldValidation,
 ) -> ApiResult<Response> {
     let manager = params
         .get("fieldManager")
-        .ok_or_else(|| {
-            ApiError::BadRequest(
-                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
-            )
-        })?
+        .ok_or_else(missing_field_manager)?
         .to_string();
     if !applied.is_object() {
         return Err(ApiError::BadRequest(
             "an apply patch must be an object".into(),
         ));
     }
-    let warnings = admission::check_fields(target.resource, &applied, mode)?;
+    let warnings = admission::check_fields(target.resource, &mut applied, mode)?;
     let resource = target.resource;
     for _ in 0..CONFLICT_RETRIES {
         match fetch(server, target).await {
@@ -223,6 +232,24 @@ async fn apply(
     Err(ApiError::Conflict(target.error_target()))
 }
 
+/// kube-apiserver validates PatchOptions first: an apply without a manager is a 422 about
+/// `PatchOptions.meta.k8s.io`, not about the object.
+fn missing_field_manager() -> ApiError {
+    ApiError::Invalid {
+        target: ErrorTarget {
+            group: "meta.k8s.io".into(),
+            resource: String::new(),
+            kind: "PatchOptions".into(),
+            name: String::new(),
+        },
+        causes: vec![crate::error::Cause {
+            reason: "FieldValueRequired".into(),
+            field: "fieldManager".into(),
+            message: "Required value: is required for apply patch".into(),
+        }],
+    }
+}
+
 /// Read-modify-write with optimistic concurrency: `mutate` turns the stored object into the
 /// desired one; a lost race is retried unless the client named the revision it expects.
 pub async fn guaranteed_update(
@@ -233,7 +260,7 @@ pub async fn guaranteed_update(
     mut mutate: impl FnMut(&Value) -> ApiResult<Value>,
 ) -> ApiResult<Value> {
     let resource = target.resource;
-    for _ in 0..CONFLICT_RETRIES {
+    loop {
         let (key, current) = fetch(server, target).await?;
         let current_rv = objects::resource_version(&current).unwrap_or_default();
         if precondition.is_some_and(|rv| rv != current_rv) {
@@ -262,7 +289,10 @@ pub async fn guaranteed_update(
             _ => desired,
         };
         admission::carry_over(&current, &mut next);
-        admission::default_and_validate(resource, &mut next, Some(&current))?;
+        // Pod updates may not change spec.nodeName; a binding exists to do just that, so it
+        // is validated as a whole object rather than as an update.
+        let old = (target.subresource != Some(Subresource::Binding)).then_some(&current);
+        admission::default_and_validate(resource, &mut next, old)?;
         objects::set_resource_version(&mut next, current_rv);
         if next == current {
             // Kubernetes does not write (or bump resourceVersion) for a no-op update.
@@ -298,7 +328,6 @@ pub async fn guaranteed_update(
             }
         }
     }
-    Err(ApiError::Conflict(target.error_target()))
 }
 
 /// A pod being deleted gracefully stays until its node confirms with a zero-grace delete.
@@ -381,7 +410,7 @@ async fn delete_object(
     options: &DeleteOptions,
 ) -> ApiResult<Value> {
     let resource = target.resource;
-    for _ in 0..CONFLICT_RETRIES {
+    loop {
         let (key, current) = fetch(server, target).await?;
         let current_rv = objects::resource_version(&current).unwrap_or_default();
         if options
@@ -461,7 +490,6 @@ async fn delete_object(
             Err(err) => return Err(ApiError::from_store(err, target.error_target())),
         }
     }
-    Err(ApiError::Conflict(target.error_target()))
 }
 
 /// Pods bound to a node and still running wait for the node to stop them; every other

@@ -1,7 +1,10 @@
-//! Shared test harness for the rkube workspace: free ports, supervised daemons, a real etcd.
+//! Shared test harness for the rkube workspace: free ports, supervised daemons, a real etcd,
+//! the `rkube` API server and pinned kubectl releases.
 
 mod daemon;
 mod etcd;
+mod rkube;
 
 pub use daemon::{Daemon, free_port};
 pub use etcd::Etcd;
+pub use rkube::{Kubectl, RkubeApiserver};
