@@ -56,13 +56,17 @@ impl SchedulingQueue {
         self.entries.is_empty()
     }
 
-    /// A new or changed pending pod. A change may make an unschedulable pod fit, so it is
-    /// tried again (after its backoff).
+    /// A new or changed pending pod. A change to what scheduling reads may make an
+    /// unschedulable pod fit, so it is tried again (after its backoff); a status-only change
+    /// (such as this scheduler's own PodScheduled condition) is not.
     pub fn upsert(&mut self, key: PodKey, pod: Arc<Pod>, now: Instant) {
         match self.entries.get_mut(&key) {
             Some(entry) => {
+                let relevant = entry.pod.spec != pod.spec
+                    || entry.pod.metadata.labels != pod.metadata.labels
+                    || entry.pod.metadata.annotations != pod.metadata.annotations;
                 entry.pod = pod;
-                if let State::Unschedulable { ready, .. } = entry.state {
+                if relevant && let State::Unschedulable { ready, .. } = entry.state {
                     self.wake(key, ready, now);
                 }
             }
@@ -268,6 +272,24 @@ mod tests {
             keys(&q.pop(1, later + Duration::from_secs(2))),
             vec!["a"]
         );
+    }
+
+    #[test]
+    fn only_spec_changes_wake_an_unschedulable_pod() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(5);
+        let mut q = SchedulingQueue::default();
+        q.upsert("a".into(), pod(), now);
+        q.pop(1, now);
+        q.requeue("a", true, now);
+        let mut status_only = Pod::default();
+        status_only.status = Some(Default::default());
+        q.upsert("a".into(), Arc::new(status_only), later);
+        assert!(q.pop(1, later).is_empty());
+        let mut changed = Pod::default();
+        changed.spec = Some(Default::default());
+        q.upsert("a".into(), Arc::new(changed), later);
+        assert_eq!(keys(&q.pop(1, later)), vec!["a"]);
     }
 
     #[test]

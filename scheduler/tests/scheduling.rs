@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::Client;
 use rkube_apiserver::in_process;
 use rkube_apiserver::server::{ApiServer, router};
@@ -230,7 +230,10 @@ async fn pods_land_where_they_fit_and_wait_when_nothing_does() {
     assert_eq!(node_of(&pods, "second").await, None);
 
     // Freeing room on the small node lets the waiting pod in.
-    pods.delete("plain", &Default::default()).await.unwrap();
+    // Without a node agent to confirm, only a zero-grace delete removes a bound pod at once.
+    pods.delete("plain", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     assert_eq!(wait_bound(&pods, "second").await, "small");
 
     let scheduled: Api<Event> = Api::namespaced(client.clone(), "default");
