@@ -20,9 +20,7 @@ pub fn feasible_nodes_to_find(nodes: usize) -> usize {
     if nodes < MIN_FEASIBLE_NODES {
         return nodes;
     }
-    let percentage = 50usize
-        .saturating_sub(nodes / 125)
-        .max(MIN_PERCENTAGE);
+    let percentage = 50usize.saturating_sub(nodes / 125).max(MIN_PERCENTAGE);
     (nodes * percentage / 100).max(MIN_FEASIBLE_NODES)
 }
 
@@ -86,7 +84,7 @@ impl Picker {
                 ties = 1;
             } else if *score == scores[best] {
                 ties += 1;
-                if self.next_random() % ties == 0 {
+                if self.next_random().is_multiple_of(ties) {
                     best = i;
                 }
             }

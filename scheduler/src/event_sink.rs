@@ -26,17 +26,18 @@ impl EventSink {
     /// The sink, and the task that writes its events through `recorder`.
     pub fn start(recorder: Recorder) -> (EventSink, impl Future<Output = ()>) {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        let writer = tokio_stream_from(receiver).for_each_concurrent(WRITERS, move |event: PendingEvent| {
-            let recorder = recorder.clone();
-            async move {
-                if let Err(err) = recorder
-                    .record_ref(&event.object, event.kind, event.reason, &event.message)
-                    .await
-                {
-                    tracing::warn!(error = %err, "recording an event failed");
+        let writer =
+            tokio_stream_from(receiver).for_each_concurrent(WRITERS, move |event: PendingEvent| {
+                let recorder = recorder.clone();
+                async move {
+                    if let Err(err) = recorder
+                        .record_ref(&event.object, event.kind, event.reason, &event.message)
+                        .await
+                    {
+                        tracing::warn!(error = %err, "recording an event failed");
+                    }
                 }
-            }
-        });
+            });
         (EventSink { queue }, writer)
     }
 

@@ -84,7 +84,10 @@ mod tests {
     #[test]
     fn no_nodes_and_preconditions() {
         let err = FitError::from_reasons(0, []);
-        assert!(err.to_string().starts_with("0/0 nodes are available. preemption"));
+        assert!(
+            err.to_string()
+                .starts_with("0/0 nodes are available. preemption")
+        );
         let err = FitError::Precondition {
             nodes: 2,
             message: "runtimeclass.node.k8s.io \"x\" not found".into(),

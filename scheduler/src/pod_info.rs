@@ -100,15 +100,23 @@ impl PodInfo {
                 ..PodInfo::default()
             };
         };
-        let affinity = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref());
+        let affinity = spec
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref());
         PodInfo {
             key: key_of(pod),
             footprint: Footprint::of(pod),
             node_selector: spec.node_selector.clone().unwrap_or_default(),
-            required_affinity: affinity
-                .and_then(|a| a.required_during_scheduling_ignored_during_execution.clone()),
+            required_affinity: affinity.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .clone()
+            }),
             preferred_affinity: affinity
-                .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.clone())
+                .and_then(|a| {
+                    a.preferred_during_scheduling_ignored_during_execution
+                        .clone()
+                })
                 .unwrap_or_default(),
             tolerations: spec.tolerations.clone().unwrap_or_default(),
             runtime_class: spec

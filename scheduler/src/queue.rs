@@ -23,7 +23,10 @@ enum State {
     /// Waiting until the instant; then active.
     Backoff(Instant),
     /// Waiting for a cluster change; `since` bounds the wait, `ready` is the backoff end.
-    Unschedulable { since: Instant, ready: Instant },
+    Unschedulable {
+        since: Instant,
+        ready: Instant,
+    },
     /// Popped and being scheduled or bound.
     InFlight,
 }
@@ -268,10 +271,7 @@ mod tests {
         q.requeue("a", true, later);
         q.cluster_changed(later);
         assert!(q.pop(1, later).is_empty());
-        assert_eq!(
-            keys(&q.pop(1, later + Duration::from_secs(2))),
-            vec!["a"]
-        );
+        assert_eq!(keys(&q.pop(1, later + Duration::from_secs(2))), vec!["a"]);
     }
 
     #[test]
@@ -282,12 +282,16 @@ mod tests {
         q.upsert("a".into(), pod(), now);
         q.pop(1, now);
         q.requeue("a", true, now);
-        let mut status_only = Pod::default();
-        status_only.status = Some(Default::default());
+        let status_only = Pod {
+            status: Some(Default::default()),
+            ..Pod::default()
+        };
         q.upsert("a".into(), Arc::new(status_only), later);
         assert!(q.pop(1, later).is_empty());
-        let mut changed = Pod::default();
-        changed.spec = Some(Default::default());
+        let changed = Pod {
+            spec: Some(Default::default()),
+            ..Pod::default()
+        };
         q.upsert("a".into(), Arc::new(changed), later);
         assert_eq!(keys(&q.pop(1, later)), vec!["a"]);
     }

@@ -109,7 +109,10 @@ fn container_requests(container: &Container) -> Resources {
 }
 
 fn non_zero_requests(container: &Container) -> Resources {
-    let requests = container.resources.as_ref().and_then(|r| r.requests.as_ref());
+    let requests = container
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref());
     let has = |name: &str| requests.is_some_and(|r| r.contains_key(name));
     let exact = container_requests(container);
     Resources {
@@ -208,15 +211,17 @@ pub(crate) mod tests {
 
     #[test]
     fn allocatable_reads_cpu_memory_and_pods() {
-        let mut node = Node::default();
-        node.status = Some(k8s_openapi::api::core::v1::NodeStatus {
-            allocatable: Some(BTreeMap::from([
-                ("cpu".to_string(), Quantity("4".into())),
-                ("memory".to_string(), Quantity("8Gi".into())),
-                ("pods".to_string(), Quantity("110".into())),
-            ])),
-            ..Default::default()
-        });
+        let node = Node {
+            status: Some(k8s_openapi::api::core::v1::NodeStatus {
+                allocatable: Some(BTreeMap::from([
+                    ("cpu".to_string(), Quantity("4".into())),
+                    ("memory".to_string(), Quantity("8Gi".into())),
+                    ("pods".to_string(), Quantity("110".into())),
+                ])),
+                ..Default::default()
+            }),
+            ..Node::default()
+        };
         let a = Allocatable::of(&node);
         assert_eq!(a.resources.milli_cpu, 4000);
         assert_eq!(a.resources.memory, 8 << 30);

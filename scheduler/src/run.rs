@@ -172,7 +172,9 @@ impl Loop {
             };
             match result {
                 Ok(node) => {
-                    state.cache.assume(key.clone(), &node, info.footprint.clone());
+                    state
+                        .cache
+                        .assume(key.clone(), &node, info.footprint.clone());
                     Ok(node)
                 }
                 Err(err) => {

@@ -12,8 +12,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use rkube_apiserver::in_process;
 use rkube_apiserver::server::{ApiServer, router};
 use rkube_apiserver::store::memory::MemoryStore;
@@ -110,7 +110,10 @@ async fn wait_failed_scheduling(client: &Client, pod: &str) -> String {
             assert_eq!(event.type_.as_deref(), Some("Warning"));
             return event.message.unwrap_or_default();
         }
-        assert!(Instant::now() < deadline, "no FailedScheduling event for {pod}");
+        assert!(
+            Instant::now() < deadline,
+            "no FailedScheduling event for {pod}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -151,7 +154,9 @@ async fn pods_land_where_they_fit_and_wait_when_nothing_does() {
     let scheduler = tokio::spawn(run(client.clone(), SchedulerOptions::default()));
 
     // Only the small node is open to an ordinary pod.
-    pods.create(&pp, &pod("plain", "500m", "1Gi")).await.unwrap();
+    pods.create(&pp, &pod("plain", "500m", "1Gi"))
+        .await
+        .unwrap();
     assert_eq!(wait_bound(&pods, "plain").await, "small");
 
     // A pod tolerating the taint and selecting its pool lands on the tainted node.
@@ -164,22 +169,35 @@ async fn pods_land_where_they_fit_and_wait_when_nothing_does() {
             effect: Some("NoSchedule".into()),
             toleration_seconds: None,
         }]);
-        spec.node_selector = Some(BTreeMap::from([("pool".to_string(), "tainted".to_string())]));
+        spec.node_selector = Some(BTreeMap::from([(
+            "pool".to_string(),
+            "tainted".to_string(),
+        )]));
     }
     pods.create(&pp, &tolerant).await.unwrap();
     assert_eq!(wait_bound(&pods, "tolerant").await, "tainted");
 
     // The small node has 1.5 cpu left: a 1.6-cpu pod fits nowhere.
-    pods.create(&pp, &pod("second", "1600m", "1Gi")).await.unwrap();
+    pods.create(&pp, &pod("second", "1600m", "1Gi"))
+        .await
+        .unwrap();
     let message = wait_failed_scheduling(&client, "second").await;
     assert!(message.contains("1 Insufficient cpu"), "{message}");
 
     // More memory than any node has: Pending, with the reasons named per node.
-    pods.create(&pp, &pod("huge", "100m", "500Gi")).await.unwrap();
+    pods.create(&pp, &pod("huge", "100m", "500Gi"))
+        .await
+        .unwrap();
     let message = wait_failed_scheduling(&client, "huge").await;
-    assert!(message.starts_with("0/3 nodes are available: "), "{message}");
+    assert!(
+        message.starts_with("0/3 nodes are available: "),
+        "{message}"
+    );
     assert!(message.contains("1 Insufficient memory"), "{message}");
-    assert!(message.contains("1 node(s) were unschedulable"), "{message}");
+    assert!(
+        message.contains("1 node(s) were unschedulable"),
+        "{message}"
+    );
     assert!(
         message.contains("1 node(s) had untolerated taint {dedicated: gpu}"),
         "{message}"
