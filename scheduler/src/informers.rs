@@ -129,7 +129,10 @@ fn watcher<K>(api: Api<K>, fields: &str) -> impl Stream<Item = Result<Event<K>, 
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    let mut config = watcher::Config::default();
+    // A streaming list (one watch with sendInitialEvents) instead of paged lists: pages read
+    // while the cluster changes fall back to the store's history and cost O(all objects)
+    // each, which made the initial list of a 30k-pod backlog quadratic.
+    let mut config = watcher::Config::default().streaming_lists();
     if !fields.is_empty() {
         config = config.fields(fields);
     }
