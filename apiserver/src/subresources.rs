@@ -161,46 +161,32 @@ pub async fn bind(
         }
         let mut next = current.clone();
         next["spec"]["nodeName"] = json!(node);
+        mark_scheduled(&mut next);
         Ok(next)
     })
     .await?;
-    set_scheduled_condition(server, &main).await?;
     let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
     Ok(body::object_response(StatusCode::CREATED, &status))
 }
 
-/// Binding also marks the pod `PodScheduled=True`, as kube-apiserver does.
-async fn set_scheduled_condition(server: &ApiServer, pod: &Target) -> ApiResult<()> {
-    let status_target = Target {
-        subresource: Some(Subresource::Status),
-        ..pod.clone()
-    };
-    write::guaranteed_update(
-        server,
-        &status_target,
-        &Params::default(),
-        None,
-        |current| {
-            let mut next = current.clone();
-            let mut conditions: Vec<Value> = next
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
-            conditions.push(json!({
-                "type": "PodScheduled",
-                "status": "True",
-                "lastProbeTime": null,
-                "lastTransitionTime": objects::now_rfc3339(),
-            }));
-            if !next.get("status").is_some_and(Value::is_object) {
-                next["status"] = json!({});
-            }
-            next["status"]["conditions"] = Value::Array(conditions);
-            Ok(next)
-        },
-    )
-    .await?;
-    Ok(())
+/// Binding also marks the pod `PodScheduled=True` in the same write, as kube-apiserver's
+/// BindingREST does: one revision per binding, not two, halves what a bind costs the store
+/// and every pod watcher.
+fn mark_scheduled(pod: &mut Value) {
+    let mut conditions: Vec<Value> = pod
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+    conditions.push(json!({
+        "type": "PodScheduled",
+        "status": "True",
+        "lastProbeTime": null,
+        "lastTransitionTime": objects::now_rfc3339(),
+    }));
+    if !pod.get("status").is_some_and(Value::is_object) {
+        pod["status"] = json!({});
+    }
+    pod["status"]["conditions"] = Value::Array(conditions);
 }

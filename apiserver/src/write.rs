@@ -278,6 +278,8 @@ pub async fn guaranteed_update(
         let mut desired = mutate(&current)?;
         admission::check_identity(target, &mut desired)?;
         let mut next = match target.subresource {
+            // A binding sets the node and the PodScheduled condition together.
+            Some(Subresource::Binding) => desired,
             // The status subresource changes status only, the main resource everything else.
             Some(Subresource::Status) => {
                 let mut next = current.clone();
