@@ -41,6 +41,11 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         etcd: Vec<String>,
     },
+    /// Run the scheduler against an API server.
+    Scheduler {
+        #[command(flatten)]
+        component: ComponentArgs,
+    },
     /// Run the controller manager against an API server.
     ControllerManager {
         #[command(flatten)]
@@ -147,6 +152,19 @@ async fn main() -> anyhow::Result<()> {
             rkube_apiserver::run::run(options, shutdown_signal())
                 .await
                 .context("api server failed")?;
+        }
+        Command::Scheduler { component } => {
+            let client = client_from_kubeconfig(&component.kubeconfig).await?;
+            let options = rkube_scheduler::SchedulerOptions {
+                leader_elect: component.leader_elect,
+                ..Default::default()
+            };
+            tokio::select! {
+                result = rkube_scheduler::run(client, options) => {
+                    result.context("scheduler failed")?;
+                }
+                _ = shutdown_signal() => {}
+            }
         }
         Command::ControllerManager {
             component,
