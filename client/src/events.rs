@@ -82,45 +82,43 @@ impl Recorder {
         let uid_part = reference.uid.as_deref().unwrap_or_default();
         let name = format!("{object_name}.{:x}{}", digest, short(uid_part));
         let now = crate::time::now();
-        match events.get_opt(&name).await.map_err(err)? {
-            Some(existing) => {
-                let count = existing.count.unwrap_or(1) + 1;
-                let patch = serde_json::json!({"count": count, "lastTimestamp": now});
-                events
-                    .patch(
-                        &existing.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(patch),
-                    )
-                    .await
-                    .map_err(err)?;
-            }
-            None => {
-                let mut event = Event {
-                    involved_object: reference.clone(),
-                    reason: Some(reason.to_string()),
-                    message: Some(message.to_string()),
-                    type_: Some(kind.as_str().to_string()),
-                    count: Some(1),
-                    first_timestamp: Some(now.clone()),
-                    last_timestamp: Some(now),
-                    source: Some(EventSource {
-                        component: Some(self.component.clone()),
-                        host: None,
-                    }),
-                    reporting_component: Some(self.component.clone()),
-                    reporting_instance: Some(self.component.clone()),
-                    ..Event::default()
-                };
-                event.metadata.name = Some(name);
-                event.metadata.namespace = Some(namespace);
-                match events.create(&PostParams::default(), &event).await {
-                    Ok(_) => {}
-                    // Another writer recorded the same event first; the count is best effort.
-                    Err(kube::Error::Api(status)) if status.code == 409 => {}
-                    Err(e) => return Err(err(e)),
+        let mut event = Event {
+            involved_object: reference.clone(),
+            reason: Some(reason.to_string()),
+            message: Some(message.to_string()),
+            type_: Some(kind.as_str().to_string()),
+            count: Some(1),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now.clone()),
+            source: Some(EventSource {
+                component: Some(self.component.clone()),
+                host: None,
+            }),
+            reporting_component: Some(self.component.clone()),
+            reporting_instance: Some(self.component.clone()),
+            ..Event::default()
+        };
+        event.metadata.name = Some(name.clone());
+        event.metadata.namespace = Some(namespace);
+        // Create first: most events are new, so the common case is one request.
+        match events.create(&PostParams::default(), &event).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                // A repeat: bump the count of the one already recorded (best effort).
+                if let Some(existing) = events.get_opt(&name).await.map_err(err)? {
+                    let count = existing.count.unwrap_or(1) + 1;
+                    let patch = serde_json::json!({"count": count, "lastTimestamp": now});
+                    events
+                        .patch(
+                            &existing.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(patch),
+                        )
+                        .await
+                        .map_err(err)?;
                 }
             }
+            Err(e) => return Err(err(e)),
         }
         Ok(())
     }
@@ -138,4 +136,55 @@ fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ListParams;
+    use rkube_apiserver::in_process;
+    use rkube_apiserver::server::{ApiServer, router};
+    use rkube_apiserver::store::memory::MemoryStore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn repeats_bump_the_count_of_one_event() {
+        let server = ApiServer::new(Arc::new(MemoryStore::new())).await.unwrap();
+        rkube_apiserver::run::ensure_system_namespaces(&server)
+            .await
+            .unwrap();
+        let client = in_process::client(router(server), in_process::admin());
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some("subject".into());
+        let cm = cms.create(&PostParams::default(), &cm).await.unwrap();
+        let recorder = Recorder::new(client.clone(), "test-controller");
+        for _ in 0..2 {
+            recorder
+                .record(&cm, EventType::Warning, "Broken", "it broke")
+                .await
+                .unwrap();
+        }
+        recorder
+            .record(&cm, EventType::Normal, "Fixed", "it works")
+            .await
+            .unwrap();
+        let events: Api<Event> = Api::namespaced(client, "default");
+        let mut listed = events.list(&ListParams::default()).await.unwrap().items;
+        listed.sort_by_key(|e| e.reason.clone());
+        let summary: Vec<(Option<String>, Option<i32>, Option<String>)> = listed
+            .iter()
+            .map(|e| (e.reason.clone(), e.count, e.involved_object.name.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (Some("Broken".into()), Some(2), Some("subject".into())),
+                (Some("Fixed".into()), Some(1), Some("subject".into())),
+            ]
+        );
+    }
 }
