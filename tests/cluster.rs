@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
@@ -67,10 +68,12 @@ fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
 }
 
-/// Renews each node's Lease every few seconds, so the node lifecycle controller sees them.
-async fn renew_leases(client: Client, nodes: Vec<String>) {
+/// Renews the Lease of each node in `alive` every second, so the node lifecycle controller
+/// sees them; a node taken out of `alive` goes silent, as if its machine died.
+async fn renew_leases(client: Client, alive: Arc<Mutex<Vec<String>>>) {
     let leases: Api<Lease> = Api::namespaced(client, "kube-node-lease");
     loop {
+        let nodes = alive.lock().map(|n| n.clone()).unwrap_or_default();
         for node in &nodes {
             let lease = json!({
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -81,7 +84,7 @@ async fn renew_leases(client: Client, nodes: Vec<String>) {
             let params = PatchParams::apply("fake-kubelet").force();
             let _ = leases.patch(node, &params, &Patch::Apply(&lease)).await;
         }
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -207,16 +210,23 @@ spec:
 async fn workloads_are_scheduled_and_rolled_out_as_kubectl_reports() -> anyhow::Result<()> {
     let server = RkubeApiserver::start(Path::new(RKUBE), &[])?;
     let kubeconfig = server.kubeconfig();
-    let _controllers = component("controller-manager", &kubeconfig, &[])?;
+    // A short grace period, so a silent node is noticed within the test.
+    let _controllers = component(
+        "controller-manager",
+        &kubeconfig,
+        &["--node-monitor-grace-period=3s"],
+    )?;
     let _scheduler = component("scheduler", &kubeconfig, &[])?;
     let client = client(&kubeconfig).await?;
     register_node(&client, "node-a", "8Gi", &["runc"]).await?;
     register_node(&client, "node-b", "8Gi", &["runc"]).await?;
     register_node(&client, "edge-1", "2Gi", &["wasmtime"]).await?;
-    tokio::spawn(renew_leases(
-        client.clone(),
-        vec!["node-a".into(), "node-b".into(), "edge-1".into()],
-    ));
+    let alive = Arc::new(Mutex::new(vec![
+        "node-a".to_string(),
+        "node-b".to_string(),
+        "edge-1".to_string(),
+    ]));
+    tokio::spawn(renew_leases(client.clone(), Arc::clone(&alive)));
     tokio::spawn(play_kubelet(client.clone()));
 
     let k = Kubectl::new("1.33", &kubeconfig)?;
@@ -356,6 +366,64 @@ async fn workloads_are_scheduled_and_rolled_out_as_kubectl_reports() -> anyhow::
     ]))
     .await?;
     ensure!(phase == "Pending", "{phase}");
+
+    // node-b dies: its Lease stops. It must turn NotReady, and the web pods on it (which
+    // tolerate an unreachable node for 2 s) must come back on node-a.
+    kubectl(args(&["patch", "deployment", "web", "--type", "strategic", "-p",
+        r#"{"spec":{"template":{"spec":{"tolerations":[{"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","tolerationSeconds":2}]}}}}"#])).await?;
+    kubectl(args(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "--timeout=90s",
+    ]))
+    .await?;
+    let before = kubectl(args(&["get", "pods", "-l", "app=web", "-o", "wide"])).await?;
+    ensure!(
+        before.contains("node-b"),
+        "no web pod on node-b to lose:\n{before}"
+    );
+    alive
+        .lock()
+        .map_err(|_| anyhow::anyhow!("lease list poisoned"))?
+        .retain(|n| n != "node-b");
+    let mut nodes = String::new();
+    for _ in 0..60 {
+        nodes = kubectl(args(&["get", "nodes"])).await?;
+        if nodes
+            .lines()
+            .any(|l| l.starts_with("node-b") && l.contains("NotReady"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    ensure!(
+        nodes
+            .lines()
+            .any(|l| l.starts_with("node-b") && l.contains("NotReady")),
+        "{nodes}"
+    );
+    let mut pods = String::new();
+    for _ in 0..90 {
+        pods = kubectl(args(&["get", "pods", "-l", "app=web", "-o", "wide"])).await?;
+        let running_on_a = pods
+            .lines()
+            .filter(|l| l.contains("Running") && l.contains("node-a"))
+            .count();
+        if running_on_a == 4 && !pods.contains("node-b") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    ensure!(
+        pods.lines()
+            .filter(|l| l.contains("Running") && l.contains("node-a"))
+            .count()
+            == 4
+            && !pods.contains("node-b"),
+        "web pods were not rescheduled off the dead node:\n{pods}"
+    );
 
     kubectl(args(&["delete", "deployment", "web"])).await?;
     for _ in 0..60 {
