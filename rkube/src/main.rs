@@ -97,9 +97,7 @@ async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
 
 /// `/var/lib/rkube` as root, else `$XDG_DATA_HOME/rkube` (or `~/.local/share/rkube`).
 fn default_data_dir() -> PathBuf {
-    if std::env::var("USER").as_deref() == Ok("root")
-        || std::env::var("HOME").as_deref() == Ok("/root")
-    {
+    if effective_uid() == Some(0) {
         return PathBuf::from("/var/lib/rkube");
     }
     std::env::var_os("XDG_DATA_HOME")
@@ -107,6 +105,13 @@ fn default_data_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."))
         .join("rkube")
+}
+
+/// The effective user id, from `/proc/self/status` (no unsafe libc call needed).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 fn init_logging(format: LogFormat) {
