@@ -152,6 +152,13 @@ pub fn from_template(
     }
 }
 
+/// Seconds until a ready pod becomes available, when it is ready but not yet available.
+pub fn seconds_to_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> Option<i64> {
+    let since = ready_since(pod)??;
+    let left = i64::from(min_ready_seconds) - (now.as_second() - since.as_second());
+    (left > 0).then_some(left)
+}
+
 /// A short, stable name for a pod template, so pods made from an older template can be told
 /// apart: FNV-1a over its JSON form, spelled with the alphabet Kubernetes uses for hashes.
 pub fn template_hash(template: &PodTemplateSpec) -> String {
@@ -235,6 +242,8 @@ mod tests {
         assert!(is_available(&pod, 0, at(1_000)));
         assert!(!is_available(&pod, 10, at(1_005)));
         assert!(is_available(&pod, 10, at(1_010)));
+        assert_eq!(seconds_to_available(&pod, 10, at(1_005)), Some(5));
+        assert_eq!(seconds_to_available(&pod, 10, at(1_010)), None);
         assert!(is_running_and_ready(&pod));
         assert!(!is_running_and_ready(&ready_pod("Pending", since)));
         assert!(!is_ready(&Pod::default()));
