@@ -25,3 +25,4 @@ mod record;
 pub mod replicaset;
 pub mod serviceaccount;
 pub mod statefulset;
+mod workload;
