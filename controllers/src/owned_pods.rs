@@ -211,6 +211,29 @@ where
     })
 }
 
+/// Test pods in a given state, shared by the workload controllers' plan tests.
+#[cfg(test)]
+pub(crate) mod test_pods {
+    use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    /// `pod` in `phase`, its Ready condition `ready` since the Unix epoch.
+    pub fn with_status(mut pod: Pod, phase: &str, ready: bool) -> Pod {
+        pod.status = Some(PodStatus {
+            phase: Some(phase.into()),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: if ready { "True" } else { "False" }.into(),
+                last_transition_time: Some(Time(Timestamp::UNIX_EPOCH)),
+                ..PodCondition::default()
+            }]),
+            ..PodStatus::default()
+        });
+        pod
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{PodCondition, PodSpec, PodStatus};
