@@ -5,6 +5,7 @@ pub mod defaults;
 pub mod fields;
 pub mod openapi;
 pub mod patch;
+pub mod quantity;
 pub mod resources;
 pub mod selector;
 pub mod table;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as MetaLabelSelector;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -185,6 +186,13 @@ impl Labels for serde_json::Map<String, Value> {
     }
 }
 
+/// Labels that may be absent, as `metadata.labels` is: absent means none.
+impl<L: Labels> Labels for Option<&L> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.and_then(|labels| labels.label(key))
+    }
+}
+
 /// A compiled label selector: all requirements must hold.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LabelSelector {
@@ -255,6 +263,16 @@ impl LabelSelector {
             Some(_) => return Err(malformed("matchExpressions must be a list")),
         }
         Ok(Self::from_requirements(requirements))
+    }
+
+    /// Compiles a typed `metav1.LabelSelector`; `None` selects nothing, like a null one.
+    pub fn from_label_selector(
+        selector: Option<&MetaLabelSelector>,
+    ) -> Result<Self, SelectorError> {
+        let json = serde_json::to_value(selector).map_err(|e| SelectorError::Malformed {
+            reason: e.to_string(),
+        })?;
+        Self::from_label_selector_json(&json)
     }
 
     fn from_requirements(mut requirements: Vec<Requirement>) -> Self {
@@ -823,6 +841,40 @@ mod tests {
             LabelSelector::from_label_selector_json(&json!({"matchLabels": {"a": 1}})).is_err()
         );
         assert!(LabelSelector::from_label_selector_json(&json!("a=b")).is_err());
+    }
+
+    #[test]
+    fn typed_selectors_need_labels_and_expressions_and_none_selects_nothing() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+        let typed = MetaLabelSelector {
+            match_labels: Some(labels(&[("app", "web")])),
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["front".into(), "edge".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "canary".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
+            ]),
+        };
+        let s = LabelSelector::from_label_selector(Some(&typed)).unwrap();
+        let edge = labels(&[("app", "web"), ("tier", "edge")]);
+        assert!(s.matches(&Some(&edge)));
+        assert!(!s.matches(&Some(&labels(&[("app", "web"), ("tier", "back")]))));
+        assert!(!s.matches(&Some(&labels(&[
+            ("app", "web"),
+            ("tier", "edge"),
+            ("canary", "1")
+        ]))));
+        assert!(!s.matches(&None::<&BTreeMap<String, String>>));
+        let all = LabelSelector::from_label_selector(Some(&MetaLabelSelector::default())).unwrap();
+        assert!(all.matches(&None::<&BTreeMap<String, String>>));
+        let nothing = LabelSelector::from_label_selector(None).unwrap();
+        assert!(!nothing.matches(&Some(&edge)));
     }
 
     #[test]

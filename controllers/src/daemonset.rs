@@ -10,7 +10,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -18,7 +18,7 @@ use kube::{Client, ResourceExt};
 use rkube_client::events::{EventType, Recorder};
 
 use crate::owned_pods::{self, OwnedPodsError};
-use crate::{api_status, record};
+use crate::{record, workload};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonSetError {
@@ -115,8 +115,7 @@ async fn reconcile(
     let name = cached.name_any();
     let key = format!("{namespace}/{name}");
     let api: Api<DaemonSet> = Api::namespaced(context.client.clone(), &namespace);
-    let fresh = api
-        .get_opt(&name)
+    let fresh = workload::live(&api, &name)
         .await
         .map_err(|source| DaemonSetError::Get {
             daemonset: key.clone(),
@@ -125,9 +124,6 @@ async fn reconcile(
     let Some(ds) = fresh else {
         return Ok(Action::await_change());
     };
-    if ds.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
     let nodes = Api::<Node>::all(context.client.clone())
         .list(&ListParams::default())
         .await
@@ -143,23 +139,15 @@ async fn reconcile(
     let next = plan::plan(&ds, &nodes, &pods, now);
 
     let pods_api: Api<Pod> = Api::namespaced(context.client.clone(), &namespace);
-    for pod in &next.delete {
-        let deleted = pods_api.delete(pod, &DeleteParams::default()).await;
-        api_status::ok_or_code(deleted, &[404]).map_err(|source| DaemonSetError::DeletePod {
-            daemonset: key.clone(),
-            pod: pod.clone(),
-            source,
-        })?;
-        let message = format!("Deleted pod: {pod}");
-        record::event(
-            &context.recorder,
-            &ds,
-            EventType::Normal,
-            "SuccessfulDelete",
-            &message,
-        )
-        .await;
-    }
+    workload::delete_pods(&pods_api, &context.recorder, &ds, &next.delete, |pod| {
+        format!("Deleted pod: {pod}")
+    })
+    .await
+    .map_err(|e| DaemonSetError::DeletePod {
+        daemonset: key.clone(),
+        pod: e.pod,
+        source: e.source,
+    })?;
     let hash = ds
         .spec
         .as_ref()
@@ -198,15 +186,7 @@ async fn reconcile(
                 source,
             })?;
     }
-    // Availability after minReadySeconds is a matter of time, not of an event.
-    let min_ready = ds
-        .spec
-        .as_ref()
-        .and_then(|s| s.min_ready_seconds)
-        .unwrap_or(0);
-    Ok(if min_ready > 0 {
-        Action::requeue(Duration::from_secs(u64::try_from(min_ready).unwrap_or(1)))
-    } else {
-        Action::await_change()
-    })
+    Ok(workload::requeue_for_availability(
+        ds.spec.as_ref().and_then(|s| s.min_ready_seconds),
+    ))
 }

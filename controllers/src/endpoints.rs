@@ -15,8 +15,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 
 use crate::context::Context;
+use crate::owned_pods;
 use crate::queue::{Key, Next, Queue};
-use crate::{pods, selector};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{action} endpoints {key}: {source}")]
@@ -40,12 +40,9 @@ pub fn service_pods<'a>(svc: &Service, pods: &'a [Arc<Pod>]) -> Vec<&'a Pod> {
         .iter()
         .map(Arc::as_ref)
         .filter(|p| p.namespace() == namespace)
-        .filter(|p| selector::map_selects(sel, p.metadata.labels.as_ref()))
+        .filter(|p| service_selects(sel, p.metadata.labels.as_ref()))
         .filter(|p| pod_ip(p).is_some())
-        .filter(|p| {
-            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
-            !matches!(phase, Some("Succeeded" | "Failed"))
-        })
+        .filter(|p| !owned_pods::is_finished(p))
         .filter(|p| publish_not_ready || p.metadata.deletion_timestamp.is_none())
         .collect();
     selected.sort_by_key(|p| (pod_ip(p).unwrap_or_default(), p.name_any()));
@@ -155,8 +152,8 @@ pub fn subsets(svc: &Service, selected: &[&Pod]) -> Vec<EndpointSubset> {
             target_ref: Some(pod_reference(pod)),
             hostname: None,
         };
-        let ready =
-            publish_not_ready || (pods::is_ready(pod) && pod.metadata.deletion_timestamp.is_none());
+        let ready = publish_not_ready
+            || (owned_pods::is_ready(pod) && pod.metadata.deletion_timestamp.is_none());
         let list = if ready {
             subset.addresses.get_or_insert_with(Vec::new)
         } else {
@@ -212,6 +209,15 @@ pub async fn run(ctx: Context) -> Result<(), EndpointsError> {
     Ok(())
 }
 
+/// Whether a Service's map selector selects `labels`; an empty one selects none.
+fn service_selects(
+    selector: &BTreeMap<String, String>,
+    labels: Option<&BTreeMap<String, String>>,
+) -> bool {
+    !selector.is_empty()
+        && labels.is_some_and(|labels| selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+}
+
 /// Services in the pod's namespace whose selector matches it.
 pub fn services_of_pod(services: &Store<Service>, pod: &Pod) -> Vec<Key> {
     let ns = pod.namespace();
@@ -223,7 +229,7 @@ pub fn services_of_pod(services: &Store<Service>, pod: &Pod) -> Vec<Key> {
             s.spec
                 .as_ref()
                 .and_then(|spec| spec.selector.as_ref())
-                .is_some_and(|sel| selector::map_selects(sel, pod.metadata.labels.as_ref()))
+                .is_some_and(|sel| service_selects(sel, pod.metadata.labels.as_ref()))
         })
         .map(|s| Key::of(s.as_ref()))
         .collect()
@@ -396,6 +402,21 @@ mod tests {
             by_port(9090).not_ready_addresses.as_ref().unwrap()[0].ip,
             "10.0.0.1"
         );
+    }
+
+    #[test]
+    fn service_selectors_need_every_pair_and_select_nothing_when_empty() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let pod = map(&[("app", "web"), ("x", "y")]);
+        assert!(service_selects(&map(&[("app", "web")]), Some(&pod)));
+        assert!(!service_selects(&map(&[("app", "db")]), Some(&pod)));
+        assert!(!service_selects(&BTreeMap::new(), Some(&pod)));
+        assert!(!service_selects(&map(&[("app", "web")]), None));
     }
 
     #[test]

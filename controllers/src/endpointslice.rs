@@ -15,8 +15,8 @@ use crate::context::Context;
 use crate::endpoints::{
     ResolvedPort, pod_ip, pod_ports, pod_reference, service_pods, services_of_pod,
 };
+use crate::owned_pods;
 use crate::ownership::{self, controller_of};
-use crate::pods;
 use crate::queue::{Key, Next, Queue};
 
 pub const SERVICE_NAME: &str = "kubernetes.io/service-name";
@@ -62,7 +62,7 @@ pub fn desired_slices(svc: &Service, selected: &[&Pod]) -> Vec<Desired> {
         let ip = pod_ip(pod).unwrap_or_default();
         let family = if ip.contains(':') { "IPv6" } else { "IPv4" };
         let terminating = pod.metadata.deletion_timestamp.is_some();
-        let serving = pods::is_ready(pod);
+        let serving = owned_pods::is_ready(pod);
         groups
             .entry((family.to_string(), ports))
             .or_default()

@@ -152,6 +152,13 @@ pub fn from_template(
     }
 }
 
+/// Seconds until a ready pod becomes available, when it is ready but not yet available.
+pub fn seconds_to_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> Option<i64> {
+    let since = ready_since(pod)??;
+    let left = i64::from(min_ready_seconds) - (now.as_second() - since.as_second());
+    (left > 0).then_some(left)
+}
+
 /// A short, stable name for a pod template, so pods made from an older template can be told
 /// apart: FNV-1a over its JSON form, spelled with the alphabet Kubernetes uses for hashes.
 pub fn template_hash(template: &PodTemplateSpec) -> String {
@@ -204,6 +211,29 @@ where
     })
 }
 
+/// Test pods in a given state, shared by the workload controllers' plan tests.
+#[cfg(test)]
+pub(crate) mod test_pods {
+    use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    /// `pod` in `phase`, its Ready condition `ready` since the Unix epoch.
+    pub fn with_status(mut pod: Pod, phase: &str, ready: bool) -> Pod {
+        pod.status = Some(PodStatus {
+            phase: Some(phase.into()),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: if ready { "True" } else { "False" }.into(),
+                last_transition_time: Some(Time(Timestamp::UNIX_EPOCH)),
+                ..PodCondition::default()
+            }]),
+            ..PodStatus::default()
+        });
+        pod
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{PodCondition, PodSpec, PodStatus};
@@ -235,6 +265,8 @@ mod tests {
         assert!(is_available(&pod, 0, at(1_000)));
         assert!(!is_available(&pod, 10, at(1_005)));
         assert!(is_available(&pod, 10, at(1_010)));
+        assert_eq!(seconds_to_available(&pod, 10, at(1_005)), Some(5));
+        assert_eq!(seconds_to_available(&pod, 10, at(1_010)), None);
         assert!(is_running_and_ready(&pod));
         assert!(!is_running_and_ready(&ready_pod("Pending", since)));
         assert!(!is_ready(&Pod::default()));

@@ -11,14 +11,14 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use rkube_client::events::{EventType, Recorder};
 
 use crate::owned_pods::{self, OwnedPodsError};
-use crate::{api_status, record};
+use crate::{api_status, record, workload};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatefulSetError {
@@ -95,8 +95,7 @@ async fn reconcile(
     let name = cached.name_any();
     let key = format!("{namespace}/{name}");
     let api: Api<StatefulSet> = Api::namespaced(context.client.clone(), &namespace);
-    let fresh = api
-        .get_opt(&name)
+    let fresh = workload::live(&api, &name)
         .await
         .map_err(|source| StatefulSetError::Get {
             statefulset: key.clone(),
@@ -105,32 +104,21 @@ async fn reconcile(
     let Some(sts) = fresh else {
         return Ok(Action::await_change());
     };
-    if sts.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
     let uid = sts.uid().unwrap_or_default();
     let selector = sts.spec.as_ref().map(|s| &s.selector);
     let pods = owned_pods::list(&context.client, &namespace, &key, selector, &uid).await?;
     let next = plan::plan(&sts, &pods, Timestamp::now());
 
     let pods_api: Api<Pod> = Api::namespaced(context.client.clone(), &namespace);
-    for pod in &next.delete {
-        let deleted = pods_api.delete(pod, &DeleteParams::default()).await;
-        api_status::ok_or_code(deleted, &[404]).map_err(|source| StatefulSetError::DeletePod {
-            statefulset: key.clone(),
-            pod: pod.clone(),
-            source,
-        })?;
-        let message = format!("delete Pod {pod} in StatefulSet {name} successful");
-        record::event(
-            &context.recorder,
-            &sts,
-            EventType::Normal,
-            "SuccessfulDelete",
-            &message,
-        )
-        .await;
-    }
+    workload::delete_pods(&pods_api, &context.recorder, &sts, &next.delete, |pod| {
+        format!("delete Pod {pod} in StatefulSet {name} successful")
+    })
+    .await
+    .map_err(|e| StatefulSetError::DeletePod {
+        statefulset: key.clone(),
+        pod: e.pod,
+        source: e.source,
+    })?;
     for ordinal in &next.create {
         let Some(pod) = plan::pod_for(&sts, *ordinal) else {
             continue;
@@ -164,15 +152,7 @@ async fn reconcile(
                 source,
             })?;
     }
-    // Availability after minReadySeconds is a matter of time, not of an event.
-    let min_ready = sts
-        .spec
-        .as_ref()
-        .and_then(|s| s.min_ready_seconds)
-        .unwrap_or(0);
-    Ok(if min_ready > 0 {
-        Action::requeue(Duration::from_secs(u64::try_from(min_ready).unwrap_or(1)))
-    } else {
-        Action::await_change()
-    })
+    Ok(workload::requeue_for_availability(
+        sts.spec.as_ref().and_then(|s| s.min_ready_seconds),
+    ))
 }

@@ -10,7 +10,6 @@ pub mod informers;
 pub mod node_info;
 pub mod plugins;
 pub mod pod_info;
-pub mod quantity;
 pub mod queue;
 pub mod resources;
 pub mod run;

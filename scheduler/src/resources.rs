@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, Node, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-
-use crate::quantity::{parse_milli, parse_units};
+use rkube_api::quantity::{parse_milli, parse_units};
 
 /// Scoring counts a container without requests as this much, so that such pods still spread.
 const DEFAULT_MILLI_CPU: i64 = 100;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::cause::{Causes, at, idx, quoted};
 use super::meta::str_at;
 use super::names::{inclusive_range_error, is_dns1123_label, is_env_var_name, is_port_name};
-use super::quantity::{QUANTITY_SYNTAX_ERROR, parse_nanos};
+use crate::quantity::{QUANTITY_SYNTAX_ERROR, parse_nanos};
 
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];

@@ -11,7 +11,6 @@ mod labels;
 mod meta;
 mod names;
 mod pod;
-mod quantity;
 mod services;
 mod workloads;
 

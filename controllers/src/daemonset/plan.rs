@@ -277,12 +277,12 @@ pub fn plan(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], now: Timestamp) -> Pla
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{NodeSpec, PodCondition, PodStatus, Taint};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::api::core::v1::{NodeSpec, Taint};
     use kube::api::ObjectMeta;
     use serde_json::json;
 
     use super::*;
+    use crate::owned_pods::test_pods::with_status;
 
     fn daemonset(extra_spec: serde_json::Value) -> DaemonSet {
         let mut spec = json!({
@@ -326,17 +326,7 @@ mod tests {
     fn ready_pod(ds: &DaemonSet, node: &str, name: &str, hash: &str, ready: bool) -> Pod {
         let mut pod = pod_for_node(ds, node, hash).unwrap();
         pod.metadata.name = Some(name.into());
-        pod.status = Some(PodStatus {
-            phase: Some("Running".into()),
-            conditions: Some(vec![PodCondition {
-                type_: "Ready".into(),
-                status: if ready { "True" } else { "False" }.into(),
-                last_transition_time: Some(Time(Timestamp::UNIX_EPOCH)),
-                ..PodCondition::default()
-            }]),
-            ..PodStatus::default()
-        });
-        pod
+        with_status(pod, "Running", ready)
     }
 
     fn now() -> Timestamp {

@@ -18,13 +18,13 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
+use rkube_api::selector::LabelSelector as Selector;
 use rkube_client::events::{EventType, Recorder};
 use serde_json::json;
 
 use crate::context::{Context, emit};
 use crate::ownership::{self, controller_of};
 use crate::queue::{Key, Next, Queue};
-use crate::selector;
 
 pub use hash::{HASH_LABEL, same_template, template_hash};
 pub use rollout::{Bounds, Old, fenceposts, new_replicas, scale_down_old};
@@ -128,10 +128,9 @@ fn owners_of_rs(deployments: &Store<Deployment>, rs: &ReplicaSet) -> Vec<Key> {
         .iter()
         .filter(|d| d.namespace().as_deref() == Some(ns.as_str()))
         .filter(|d| {
-            selector::matches(
-                d.spec.as_ref().map(|s| &s.selector),
-                rs.metadata.labels.as_ref(),
-            )
+            Selector::from_label_selector(d.spec.as_ref().map(|s| &s.selector))
+                .unwrap_or_else(|_| Selector::nothing())
+                .matches(&rs.metadata.labels.as_ref())
         })
         .map(|d| Key::of(d.as_ref()))
         .collect()
@@ -273,13 +272,15 @@ async fn claim(
         return Ok(None);
     }
     let api: Api<ReplicaSet> = Api::namespaced(shared.client.clone(), &key.namespace);
-    let sel = d.spec.as_ref().map(|s| &s.selector);
+    // Validation refuses malformed selectors; one that got past it selects nothing.
+    let sel = Selector::from_label_selector(d.spec.as_ref().map(|s| &s.selector))
+        .unwrap_or_else(|_| Selector::nothing());
     let deleting = d.metadata.deletion_timestamp.is_some();
     let deployments: Api<Deployment> = Api::namespaced(shared.client.clone(), &key.namespace);
     let mut rechecked = false;
     let mut owned = Vec::new();
     for rs in in_namespace {
-        let matching = selector::matches(sel, rs.metadata.labels.as_ref());
+        let matching = sel.matches(&rs.metadata.labels.as_ref());
         let err = |source| DeploymentError::ReplicaSet {
             action: "claiming",
             deployment: key.clone(),

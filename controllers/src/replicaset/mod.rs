@@ -12,13 +12,14 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
+use rkube_api::selector::LabelSelector as Selector;
 use rkube_client::events::{EventType, Recorder};
 
 use crate::context::{Context, emit};
 use crate::expectations::Expectations;
+use crate::owned_pods;
 use crate::ownership::{self, controller_of};
 use crate::queue::{Key, Next, Queue};
-use crate::{pods, selector};
 
 pub use plan::{Scale, scale};
 
@@ -113,8 +114,9 @@ fn owners_of_pod(replicasets: &Store<ReplicaSet>, pod: &Pod) -> Vec<Key> {
         .iter()
         .filter(|rs| rs.namespace().as_deref() == Some(namespace.as_str()))
         .filter(|rs| {
-            let sel = rs.spec.as_ref().map(|s| &s.selector);
-            selector::matches(sel, pod.metadata.labels.as_ref())
+            Selector::from_label_selector(rs.spec.as_ref().map(|s| &s.selector))
+                .unwrap_or_else(|_| Selector::nothing())
+                .matches(&pod.metadata.labels.as_ref())
         })
         .map(|rs| Key::of(rs.as_ref()))
         .collect()
@@ -136,9 +138,11 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, ReplicaSetError> 
     let rs_api: Api<ReplicaSet> = Api::namespaced(shared.client.clone(), &key.namespace);
     let mut rechecked = false;
     let mut owned: Vec<Arc<Pod>> = Vec::new();
-    let sel = rs.spec.as_ref().map(|s| &s.selector);
+    // Validation refuses malformed selectors; one that got past it selects nothing.
+    let sel = Selector::from_label_selector(rs.spec.as_ref().map(|s| &s.selector))
+        .unwrap_or_else(|_| Selector::nothing());
     for pod in in_namespace {
-        let matching = selector::matches(sel, pod.metadata.labels.as_ref());
+        let matching = sel.matches(&pod.metadata.labels.as_ref());
         let controller = controller_of(&pod.metadata);
         match controller {
             Some(r) if r.uid == uid => {
@@ -182,7 +186,7 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<Next, ReplicaSetError> 
     let active: Vec<&Pod> = owned
         .iter()
         .map(Arc::as_ref)
-        .filter(|p| pods::is_active(p))
+        .filter(|p| owned_pods::is_active(p))
         .collect();
     let satisfied = shared.expectations.satisfied(
         key,

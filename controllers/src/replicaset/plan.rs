@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::pods;
+use crate::owned_pods;
 
 /// Pods to add, or the pods to remove (best to remove first).
 #[derive(Debug, PartialEq, Eq)]
@@ -58,12 +58,12 @@ fn deletion_rank(a: &Pod, b: &Pod) -> Ordering {
             .map(|cs| cs.iter().map(|c| c.restart_count).sum())
             .unwrap_or(0)
     };
-    let ready_since = |p: &Pod| pods::ready_since(p).flatten();
+    let ready_since = |p: &Pod| owned_pods::ready_since(p).flatten();
     let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
     scheduled(a)
         .cmp(&scheduled(b))
         .then(phase(a).cmp(&phase(b)))
-        .then(pods::is_ready(a).cmp(&pods::is_ready(b)))
+        .then(owned_pods::is_ready(a).cmp(&owned_pods::is_ready(b)))
         // Both ready: the more recently ready goes first.
         .then_with(|| ready_since(b).cmp(&ready_since(a)))
         .then(restarts(b).cmp(&restarts(a)))
@@ -95,8 +95,8 @@ pub fn status(rs: &ReplicaSet, active: &[&Pod], now: Timestamp) -> ReplicaSetSta
     ReplicaSetStatus {
         replicas: active.len() as i32,
         fully_labeled_replicas: Some(fully_labeled),
-        ready_replicas: Some(count(&pods::is_ready)),
-        available_replicas: Some(count(&|p| pods::is_available(p, min_ready, now))),
+        ready_replicas: Some(count(&owned_pods::is_ready)),
+        available_replicas: Some(count(&|p| owned_pods::is_available(p, min_ready, now))),
         observed_generation: rs.metadata.generation,
         conditions: previous.conditions,
         terminating_replicas: previous.terminating_replicas,
@@ -108,7 +108,7 @@ pub fn next_availability(rs: &ReplicaSet, active: &[&Pod], now: Timestamp) -> Op
     let min_ready = rs.spec.as_ref()?.min_ready_seconds.unwrap_or(0);
     active
         .iter()
-        .filter_map(|p| pods::seconds_to_available(p, min_ready, now))
+        .filter_map(|p| owned_pods::seconds_to_available(p, min_ready, now))
         .min()
 }
 

@@ -219,11 +219,11 @@ fn status(
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
 
     use super::*;
+    use crate::owned_pods::test_pods::with_status;
 
     fn sts(extra_spec: serde_json::Value) -> StatefulSet {
         let mut spec = json!({
@@ -243,18 +243,7 @@ mod tests {
     }
 
     fn pod(set: &StatefulSet, ordinal: i32, phase: &str, ready: bool) -> Pod {
-        let mut pod = pod_for(set, ordinal).unwrap();
-        pod.status = Some(PodStatus {
-            phase: Some(phase.into()),
-            conditions: Some(vec![PodCondition {
-                type_: "Ready".into(),
-                status: if ready { "True" } else { "False" }.into(),
-                last_transition_time: Some(Time(Timestamp::UNIX_EPOCH)),
-                ..PodCondition::default()
-            }]),
-            ..PodStatus::default()
-        });
-        pod
+        with_status(pod_for(set, ordinal).unwrap(), phase, ready)
     }
 
     fn now() -> Timestamp {

@@ -1,12 +1,13 @@
-//! Just enough of `resource.Quantity` to check syntax and compare requests with limits.
+//! Just enough of `resource.Quantity` to check its syntax, compare requests with limits and
+//! add up what pods ask of a node: a quantity as integer nano-, milli- or whole units.
 
-pub(crate) const QUANTITY_SYNTAX_ERROR: &str =
+pub const QUANTITY_SYNTAX_ERROR: &str =
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
 const NANO_EXP: i32 = 9;
 
 /// Parses a quantity into nano-units (rounded up, saturating), or `None` when malformed.
-pub(crate) fn parse_nanos(s: &str) -> Option<i128> {
+pub fn parse_nanos(s: &str) -> Option<i128> {
     let (negative, rest) = match s.as_bytes().first()? {
         b'-' => (true, &s[1..]),
         b'+' => (false, &s[1..]),
@@ -41,6 +42,23 @@ pub(crate) fn parse_nanos(s: &str) -> Option<i128> {
         exp += 1;
     }
     Some(if negative { -value } else { value })
+}
+
+/// Milli-units (`100m` is 100), rounded up and saturating; `None` when malformed. Surrounding
+/// whitespace is ignored.
+pub fn parse_milli(s: &str) -> Option<i64> {
+    const NANOS_PER_MILLI: i128 = 1_000_000;
+    let nanos = parse_nanos(s.trim())?;
+    let magnitude = nanos
+        .unsigned_abs()
+        .div_ceil(NANOS_PER_MILLI.unsigned_abs());
+    let milli = i64::try_from(magnitude).unwrap_or(i64::MAX);
+    Some(if nanos < 0 { -milli } else { milli })
+}
+
+/// Whole units (bytes, pods), rounded up; as [`parse_milli`].
+pub fn parse_units(s: &str) -> Option<i64> {
+    parse_milli(s).map(|m| m / 1000 + i64::from(m % 1000 > 0))
 }
 
 /// The decimal and binary exponents a suffix stands for.
@@ -89,6 +107,25 @@ mod tests {
         assert!(parse_nanos("128Mi") > parse_nanos("100M"));
         for bad in ["", "abc", "1.2.3", "1x", "1e", "."] {
             assert_eq!(parse_nanos(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn milli_and_whole_units_round_up() {
+        assert_eq!(parse_milli("100m"), Some(100));
+        assert_eq!(parse_milli("1.5"), Some(1500));
+        assert_eq!(parse_milli(" 32 "), Some(32_000));
+        assert_eq!(parse_milli("0.0001"), Some(1));
+        assert_eq!(parse_milli("-0.0001"), Some(-1));
+        assert_eq!(parse_milli("1e30"), Some(i64::MAX));
+        assert_eq!(parse_units("128Mi"), Some(128 << 20));
+        assert_eq!(parse_units("1Gi"), Some(1 << 30));
+        assert_eq!(parse_units("1k"), Some(1000));
+        assert_eq!(parse_units("1e3"), Some(1000));
+        assert_eq!(parse_units("110"), Some(110));
+        assert_eq!(parse_units("1500m"), Some(2));
+        for bad in ["", "abc", "1.2.3", "5Qi"] {
+            assert_eq!(parse_milli(bad), None, "{bad}");
         }
     }
 }
