@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use rkube_controllers::cronjob::{self, CronJobOptions};
@@ -21,17 +21,27 @@ async fn complete(jobs: &Api<Job>, name: &str) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn every_minute_cronjob_fires_on_the_test_clock() {
-    let client = common::client().await;
+/// A clock that stands still at the test's start (so real time crossing a minute cannot
+/// fire a schedule early) and moves only by `offset` seconds; returns the options, the
+/// offset and the start in Unix seconds.
+fn frozen_clock() -> (CronJobOptions, Arc<AtomicI64>, i64) {
+    let base = Timestamp::now().as_second();
     let offset = Arc::new(AtomicI64::new(0));
     let clock_offset = offset.clone();
     let options = CronJobOptions {
         clock: Arc::new(move || {
-            Timestamp::now() + SignedDuration::from_secs(clock_offset.load(Ordering::SeqCst))
+            Timestamp::from_second(base + clock_offset.load(Ordering::SeqCst))
+                .unwrap_or_else(|_| Timestamp::now())
         }),
         max_wait: Duration::from_millis(200),
     };
+    (options, offset, base)
+}
+
+#[tokio::test]
+async fn every_minute_cronjob_fires_on_the_test_clock() {
+    let client = common::client().await;
+    let (options, offset, base) = frozen_clock();
     tokio::spawn(cronjob::run_with(client.clone(), options));
     let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), "default");
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
@@ -58,7 +68,7 @@ async fn every_minute_cronjob_fires_on_the_test_clock() {
     );
 
     let first_minute = created_at / 60 + 1;
-    offset.store(first_minute * 60 - created_at + 1, Ordering::SeqCst);
+    offset.store(first_minute * 60 - base + 1, Ordering::SeqCst);
     let first = format!("tick-{first_minute}");
     let job = common::eventually("the first job", 10, || async {
         jobs.get_opt(&first).await.unwrap()
@@ -99,14 +109,7 @@ async fn every_minute_cronjob_fires_on_the_test_clock() {
 #[tokio::test]
 async fn forbid_waits_for_the_running_job() {
     let client = common::client().await;
-    let offset = Arc::new(AtomicI64::new(0));
-    let clock_offset = offset.clone();
-    let options = CronJobOptions {
-        clock: Arc::new(move || {
-            Timestamp::now() + SignedDuration::from_secs(clock_offset.load(Ordering::SeqCst))
-        }),
-        max_wait: Duration::from_millis(200),
-    };
+    let (options, offset, base) = frozen_clock();
     tokio::spawn(cronjob::run_with(client.clone(), options));
     let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), "default");
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
@@ -122,7 +125,7 @@ async fn forbid_waits_for_the_running_job() {
         .unwrap();
     let created_at = created.metadata.creation_timestamp.unwrap().0.as_second();
     let first_hour = created_at / 3600 + 1;
-    offset.store(first_hour * 3600 - created_at + 1, Ordering::SeqCst);
+    offset.store(first_hour * 3600 - base + 1, Ordering::SeqCst);
     let first = format!("solo-{}", first_hour * 60);
     common::eventually("the first job", 10, || async {
         jobs.get_opt(&first).await.unwrap()
