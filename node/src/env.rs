@@ -27,7 +27,7 @@ pub enum EnvError {
         kind: &'static str,
         name: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 }
 
@@ -158,7 +158,7 @@ where
         variable: variable.to_string(),
         kind,
         name: name.to_string(),
-        source,
+        source: Box::new(source),
     })?;
     match found {
         None if !optional => Err(EnvError::MissingObject {

@@ -24,7 +24,7 @@ pub enum VolumeError {
         kind: &'static str,
         name: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("volume {volume}: writing {path}: {source}")]
     Write {
@@ -176,7 +176,7 @@ where
             volume: volume.to_string(),
             kind,
             name: name.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     match found {
         None if !optional => Err(VolumeError::Missing {

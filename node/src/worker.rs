@@ -419,27 +419,29 @@ mod tests {
 
     #[test]
     fn a_running_container_counts_as_restarted_after_an_agent_restart() {
-        let mut pod = Pod::default();
-        pod.spec = Some(PodSpec {
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some("app:1".into()),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        });
-        pod.status = Some(PodStatus {
-            container_statuses: Some(vec![ContainerStatus {
-                name: "app".into(),
-                restart_count: 2,
-                state: Some(ContainerState {
-                    running: Some(ContainerStateRunning::default()),
-                    ..ContainerState::default()
-                }),
-                ..ContainerStatus::default()
-            }]),
-            ..PodStatus::default()
-        });
+        let pod = Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "app".into(),
+                    image: Some("app:1".into()),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "app".into(),
+                    restart_count: 2,
+                    state: Some(ContainerState {
+                        running: Some(ContainerStateRunning::default()),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        };
         let containers = carried_over(&pod);
         assert!(containers.initialized);
         let app = &containers.main[0];
