@@ -77,15 +77,16 @@ impl Supervisor {
         });
     }
 
-    async fn event(&self, kind: EventType, reason: &str, message: &str) {
-        if let Err(error) = self
-            .ctx
-            .recorder
-            .record(&self.pod, kind, reason, message)
-            .await
-        {
-            tracing::debug!(%error, "recording a pod event");
-        }
+    /// Records an event in the background: events must not delay the container.
+    fn event(&self, kind: EventType, reason: &str, message: &str) {
+        let recorder = self.ctx.recorder.clone();
+        let pod = self.pod.clone();
+        let (reason, message) = (reason.to_string(), message.to_string());
+        tokio::spawn(async move {
+            if let Err(error) = recorder.record(&pod, kind, &reason, &message).await {
+                tracing::debug!(%error, "recording a pod event");
+            }
+        });
     }
 
     /// Waits `delay` unless the pod stops first; true when it stopped.
@@ -119,7 +120,7 @@ impl Supervisor {
                 Ok(None) => return Outcome::Stopped,
                 Err((reason, message)) => {
                     // Could not run at all: wait in place, as the kubelet does.
-                    self.event(EventType::Warning, "Failed", &message).await;
+                    self.event(EventType::Warning, "Failed", &message);
                     self.set_state(waiting(&reason, Some(message)));
                     failures += 1;
                     if self.sleep_or_stop(self.ctx.backoff.delay(failures)).await {
@@ -162,7 +163,7 @@ impl Supervisor {
                 });
                 s.state = Some(waiting("CrashLoopBackOff", Some(message.clone())));
             });
-            self.event(EventType::Warning, "BackOff", &message).await;
+            self.event(EventType::Warning, "BackOff", &message);
             if self.sleep_or_stop(delay).await {
                 return Outcome::Stopped;
             }
@@ -183,8 +184,7 @@ impl Supervisor {
                 EventType::Normal,
                 "Pulling",
                 &format!("Pulling image \"{image}\""),
-            )
-            .await;
+            );
             match self
                 .ctx
                 .images
@@ -193,12 +193,12 @@ impl Supervisor {
             {
                 Ok(module) => {
                     let message = format!("Successfully pulled image \"{image}\"");
-                    self.event(EventType::Normal, "Pulled", &message).await;
+                    self.event(EventType::Normal, "Pulled", &message);
                     return Some(module);
                 }
                 Err(error) => {
                     let message = error.to_string();
-                    self.event(EventType::Warning, "Failed", &message).await;
+                    self.event(EventType::Warning, "Failed", &message);
                     self.set_state(waiting("ErrImagePull", Some(message.clone())));
                     failures += 1;
                     // Half the delay shows the pull error, the rest the backoff, as kubectl users
@@ -209,7 +209,7 @@ impl Supervisor {
                     }
                     let backoff = format!("Back-off pulling image \"{image}\": {message}");
                     self.set_state(waiting("ImagePullBackOff", Some(backoff.clone())));
-                    self.event(EventType::Normal, "BackOff", &backoff).await;
+                    self.event(EventType::Normal, "BackOff", &backoff);
                     if self.sleep_or_stop(half).await {
                         return None;
                     }
@@ -267,8 +267,7 @@ impl Supervisor {
             EventType::Normal,
             "Created",
             &format!("Created container {}", self.container.name),
-        )
-        .await;
+        );
         if let Err(error) = self.runtime.start(&id).await {
             self.delete(&id).await;
             return Err(("RunContainerError".to_string(), error.to_string()));
@@ -291,8 +290,7 @@ impl Supervisor {
             EventType::Normal,
             "Started",
             &format!("Started container {}", self.container.name),
-        )
-        .await;
+        );
         Ok(id)
     }
 
@@ -329,8 +327,7 @@ impl Supervisor {
             EventType::Normal,
             "Killing",
             &format!("Stopping container {name}"),
-        )
-        .await;
+        );
         if let Err(error) = self.runtime.kill(id, Signal::Term).await {
             tracing::debug!(%id, %error, "term");
         }

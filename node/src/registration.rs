@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{
     NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use rkube_client::time::{micro_now, now};
@@ -64,7 +64,7 @@ fn node_status(host: &HostInfo, handlers: &[String]) -> NodeStatus {
                 address: host.hostname.clone(),
             },
         ]),
-        conditions: Some(conditions()),
+        conditions: Some(conditions(&now())),
         node_info: Some(NodeSystemInfo {
             architecture: host.arch.clone(),
             boot_id: host.boot_id.clone(),
@@ -94,8 +94,8 @@ fn node_status(host: &HostInfo, handlers: &[String]) -> NodeStatus {
     }
 }
 
-/// Ready plus the pressure conditions, all stamped now.
-fn conditions() -> Vec<NodeCondition> {
+/// Ready plus the pressure conditions, heartbeat now, in their state since `since`.
+fn conditions(since: &Time) -> Vec<NodeCondition> {
     let stamp = now();
     let condition = |type_: &str, status: &str, reason: &str, message: &str| NodeCondition {
         type_: type_.into(),
@@ -103,7 +103,7 @@ fn conditions() -> Vec<NodeCondition> {
         reason: Some(reason.into()),
         message: Some(message.into()),
         last_heartbeat_time: Some(stamp.clone()),
-        last_transition_time: Some(stamp.clone()),
+        last_transition_time: Some(since.clone()),
     };
     vec![
         condition(
@@ -217,11 +217,13 @@ async fn renew_once(leases: &Api<Lease>, node: &Node) -> Result<(), kube::Error>
 /// Re-posts the node conditions every `every` so that the Ready heartbeat stays fresh.
 pub async fn refresh_status(client: Client, name: String, every: Duration) {
     let nodes: Api<Node> = Api::all(client);
+    // The conditions do not change while the agent runs; only their heartbeat moves.
+    let since = now();
     let mut ticker = tokio::time::interval(every);
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        let patch = json!({ "status": { "conditions": conditions() } });
+        let patch = json!({ "status": { "conditions": conditions(&since) } });
         if let Err(error) = nodes
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
             .await

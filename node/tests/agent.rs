@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use common::{Cluster, NODE, guests, main_status, phase, waiting_reason, wasm_pod};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, ConfigMapVolumeSource, Node, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapKeySelector, ConfigMapVolumeSource, Container, DownwardAPIVolumeFile,
+    DownwardAPIVolumeSource, EnvVar, EnvVarSource, Node, ObjectFieldSelector, Volume, VolumeMount,
+};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use rkube_runtimes::Runtime;
@@ -349,4 +352,142 @@ async fn after_an_agent_restart_the_pod_runs_again_once() {
     );
     assert!(cluster.log(&uid, "main", 1).contains(" stdout F up"));
     second.abort();
+}
+
+#[tokio::test]
+async fn init_containers_run_first_and_a_downward_api_volume_is_read() {
+    let mut cluster = Cluster::start().await;
+    cluster.image("hello:1", &guests::hello());
+    cluster.image("reader:1", &guests::reads_file());
+    let agent = cluster.agent(cluster.runtime());
+    let mut pod = wasm_pod("downward", "reader:1", "Never");
+    pod.metadata.labels = Some(BTreeMap::from([("app".to_string(), "web".to_string())]));
+    let spec = pod.spec.as_mut().unwrap();
+    spec.init_containers = Some(vec![Container {
+        name: "setup".into(),
+        image: Some("hello:1".into()),
+        ..Container::default()
+    }]);
+    spec.volumes = Some(vec![Volume {
+        name: "info".into(),
+        downward_api: Some(DownwardAPIVolumeSource {
+            items: Some(vec![DownwardAPIVolumeFile {
+                path: "data.txt".into(),
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.labels".into(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..DownwardAPIVolumeFile::default()
+            }]),
+            ..DownwardAPIVolumeSource::default()
+        }),
+        ..Volume::default()
+    }]);
+    spec.containers[0].volume_mounts = Some(vec![VolumeMount {
+        name: "info".into(),
+        mount_path: "/etc/podinfo".into(),
+        ..VolumeMount::default()
+    }]);
+    let pod = cluster.create(pod).await;
+    let done = cluster
+        .wait_for("downward", 10 * SECOND, "finished", |p| {
+            matches!(phase(p), "Succeeded" | "Failed")
+        })
+        .await;
+    assert_eq!(phase(&done), "Succeeded", "{:#?}", done.status);
+    let status = done.status.unwrap();
+    let init = &status.init_container_statuses.unwrap()[0];
+    let init_end = init.state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(init_end.reason.as_deref(), Some("Completed"));
+    let main_end = status.container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    // The init container ended before the container started.
+    assert!(init_end.finished_at.as_ref().unwrap().0 <= main_end.started_at.unwrap().0);
+    let uid = pod.uid().unwrap();
+    assert!(cluster.log(&uid, "setup", 0).contains(" stdout F hello"));
+    let log = cluster.log(&uid, "main", 0);
+    assert!(log.contains(" stdout F app=\"web\""), "{log:?}");
+    agent.abort();
+}
+
+#[tokio::test]
+async fn a_failing_init_container_fails_a_never_restarting_pod() {
+    let mut cluster = Cluster::start().await;
+    cluster.image("fail:1", &guests::exits(1));
+    cluster.image("hello:1", &guests::hello());
+    let agent = cluster.agent(cluster.runtime());
+    let mut pod = wasm_pod("bad-init", "hello:1", "Never");
+    pod.spec.as_mut().unwrap().init_containers = Some(vec![Container {
+        name: "setup".into(),
+        image: Some("fail:1".into()),
+        ..Container::default()
+    }]);
+    let pod = cluster.create(pod).await;
+    let failed = cluster
+        .wait_for("bad-init", 10 * SECOND, "Failed", |p| phase(p) == "Failed")
+        .await;
+    assert!(waiting_reason(&failed).is_some(), "the container never ran");
+    assert!(cluster.log(&pod.uid().unwrap(), "main", 0).is_empty());
+    agent.abort();
+}
+
+#[tokio::test]
+async fn env_comes_from_values_config_maps_and_pod_fields() {
+    let mut cluster = Cluster::start().await;
+    cluster.image("env:1", &guests::prints_env());
+    let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), "default");
+    let mut cm = ConfigMap {
+        data: Some(BTreeMap::from([("greeting".to_string(), "hi".to_string())])),
+        ..ConfigMap::default()
+    };
+    cm.metadata.name = Some("words".into());
+    config_maps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let agent = cluster.agent(cluster.runtime());
+    let mut pod = wasm_pod("env", "env:1", "Never");
+    pod.spec.as_mut().unwrap().containers[0].env = Some(vec![
+        EnvVar {
+            name: "LITERAL".into(),
+            value: Some("plain".into()),
+            ..EnvVar::default()
+        },
+        EnvVar {
+            name: "GREETING".into(),
+            value_from: Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: "words".into(),
+                    key: "greeting".into(),
+                    ..ConfigMapKeySelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        },
+        EnvVar {
+            name: "POD_NAME".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.name".into(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        },
+    ]);
+    let pod = cluster.create(pod).await;
+    cluster
+        .wait_for("env", 10 * SECOND, "Succeeded", |p| phase(p) == "Succeeded")
+        .await;
+    let log = cluster.log(&pod.uid().unwrap(), "main", 0);
+    for entry in ["LITERAL=plain", "GREETING=hi", "POD_NAME=env"] {
+        assert!(log.contains(entry), "{entry} in {log:?}");
+    }
+    agent.abort();
 }

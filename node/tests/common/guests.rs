@@ -8,6 +8,8 @@ fn module(data: &str, body: &str) -> String {
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
   (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $environ_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 1024) "{data}")
@@ -62,5 +64,15 @@ pub fn reads_file() -> String {
          (local.set $errno (call $fd_read (i32.load (i32.const 32)) (i32.const 40) (i32.const 1) (i32.const 48)))
          (if (local.get $errno) (then (call $proc_exit (local.get $errno))))
          (call $print (i32.const 1) (i32.const 4096) (i32.load (i32.const 48)))",
+    )
+}
+
+/// Prints its environment (NUL-separated `NAME=value` entries) and exits 0.
+pub fn prints_env() -> String {
+    module(
+        "",
+        "(drop (call $environ_sizes_get (i32.const 24) (i32.const 28)))
+         (drop (call $environ_get (i32.const 2048) (i32.const 8192)))
+         (call $print (i32.const 1) (i32.const 8192) (i32.load (i32.const 28)))",
     )
 }
