@@ -6,7 +6,7 @@
 //!   downwardAPI volumes;
 //! - `<data_dir>/runtimes/<handler>` — per-runtime state such as compiled-module caches.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Clone, Debug)]
 pub struct Layout {
@@ -38,10 +38,6 @@ impl Layout {
 
     pub fn runtime_state(&self, handler: &str) -> PathBuf {
         self.root.join("runtimes").join(handler)
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 }
 

@@ -491,3 +491,23 @@ async fn env_comes_from_values_config_maps_and_pod_fields() {
     }
     agent.abort();
 }
+
+#[tokio::test]
+async fn pods_of_other_nodes_are_left_alone() {
+    let mut cluster = Cluster::start().await;
+    cluster.image("hello:1", &guests::hello());
+    let agent = cluster.agent(cluster.runtime());
+    let mut elsewhere = wasm_pod("elsewhere", "hello:1", "Never");
+    elsewhere.spec.as_mut().unwrap().node_name = Some("node-2".into());
+    cluster.create(elsewhere).await;
+    cluster.create(wasm_pod("here", "hello:1", "Never")).await;
+    cluster
+        .wait_for("here", 10 * SECOND, "Succeeded", |p| {
+            phase(p) == "Succeeded"
+        })
+        .await;
+    let other = cluster.pods().get("elsewhere").await.unwrap();
+    let untouched = other.status.unwrap_or_default();
+    assert!(untouched.container_statuses.is_none() && untouched.start_time.is_none());
+    agent.abort();
+}
