@@ -1,1 +1,26 @@
-//! node
+//! The rkube node agent: registers a Node, renews its Lease and runs the pods bound to it on
+//! the configured container runtimes, reporting their status back through the API.
+//!
+//! Container logs are kept at `<data_dir>/pods/<pod uid>/<container>/<restart count>.log` in
+//! the CRI format (see [`paths`]).
+
+mod agent;
+mod container;
+mod context;
+mod env;
+mod error;
+mod host;
+pub mod image_source;
+mod options;
+pub mod paths;
+mod pod_state;
+mod quantity;
+mod registration;
+mod volumes;
+mod worker;
+
+pub use agent::run;
+pub use error::NodeError;
+pub use image_source::{FetchedModule, ImageError, ImageSource, LocalImages};
+pub use options::{Backoff, NodeOptions};
+pub use registration::{KUBELET_VERSION, RUNTIME_VERSION};

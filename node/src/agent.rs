@@ -1,0 +1,151 @@
+//! The node agent: registers the Node, keeps its Lease fresh and runs one worker per pod bound
+//! to it, fed by a watch of those pods.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, ResourceExt};
+use rkube_client::events::Recorder;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::context::Context;
+use crate::error::NodeError;
+use crate::host::HostInfo;
+use crate::options::NodeOptions;
+use crate::paths::Layout;
+use crate::registration;
+use crate::worker;
+
+/// Runs the node agent until the pod watch ends (it retries errors, so in practice until the
+/// future is dropped, which also stops every pod worker and its containers' supervision).
+pub async fn run(client: Client, options: NodeOptions) -> Result<(), NodeError> {
+    let name = options.name.clone();
+    if options.runtimes.is_empty() {
+        return Err(NodeError::NoRuntimes { node: name });
+    }
+    tokio::fs::create_dir_all(&options.data_dir)
+        .await
+        .map_err(|source| NodeError::DataDir {
+            path: options.data_dir.clone(),
+            source,
+        })?;
+    let mut host = HostInfo::detect();
+    if let Some(ip) = options.node_ip {
+        host.ip = ip;
+    }
+    let handlers: Vec<String> = options
+        .runtimes
+        .iter()
+        .map(|r| r.handler().to_string())
+        .collect();
+    let node = registration::node_object(&name, &host, &handlers);
+    let node = registration::register(&client, &node)
+        .await
+        .map_err(|source| NodeError::Register {
+            node: name.clone(),
+            source,
+        })?;
+
+    let mut background = JoinSet::new();
+    background.spawn(registration::renew_lease(
+        client.clone(),
+        node,
+        options.lease_renew,
+    ));
+    background.spawn(registration::refresh_status(
+        client.clone(),
+        name.clone(),
+        options.status_refresh,
+    ));
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        node_name: name.clone(),
+        node_ip: host.ip,
+        layout: Layout::new(&options.data_dir),
+        runtimes: options
+            .runtimes
+            .iter()
+            .map(|r| (r.handler().to_string(), r.clone()))
+            .collect(),
+        images: options.images.clone(),
+        backoff: options.backoff,
+        recorder: Recorder::new(client.clone(), "kubelet"),
+    });
+    watch_pods(ctx, client, &name).await;
+    Ok(())
+}
+
+/// Dispatches every pod of this node to its worker, one worker per pod uid.
+async fn watch_pods(ctx: Arc<Context>, client: Client, node: &str) {
+    let pods: Api<Pod> = Api::all(client);
+    let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+    let mut events = watcher::watcher(pods, config).default_backoff().boxed();
+    let mut feeds: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
+    let mut workers: JoinSet<String> = JoinSet::new();
+    let mut listed: HashSet<String> = HashSet::new();
+    loop {
+        tokio::select! {
+            event = events.next() => {
+                let Some(event) = event else { return };
+                match event {
+                    Ok(Event::Init) => listed.clear(),
+                    Ok(Event::InitApply(pod)) => {
+                        listed.insert(pod.uid().unwrap_or_default());
+                        dispatch(&ctx, &mut feeds, &mut workers, pod);
+                    }
+                    Ok(Event::InitDone) => {
+                        // Pods deleted while the watch was down.
+                        feeds.retain(|uid, feed| {
+                            let keep = listed.contains(uid);
+                            if !keep {
+                                feed.send_replace(None);
+                            }
+                            keep
+                        });
+                    }
+                    Ok(Event::Apply(pod)) => dispatch(&ctx, &mut feeds, &mut workers, pod),
+                    Ok(Event::Delete(pod)) => {
+                        if let Some(feed) = feeds.remove(&pod.uid().unwrap_or_default()) {
+                            feed.send_replace(None);
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "watching pods"),
+                }
+            }
+            Some(done) = workers.join_next() => {
+                if let Ok(uid) = done {
+                    feeds.remove(&uid);
+                }
+            }
+        }
+    }
+}
+
+fn dispatch(
+    ctx: &Arc<Context>,
+    feeds: &mut HashMap<String, watch::Sender<Option<Pod>>>,
+    workers: &mut JoinSet<String>,
+    pod: Pod,
+) {
+    let Some(uid) = pod.uid() else {
+        return;
+    };
+    if let Some(feed) = feeds.get(&uid) {
+        feed.send_replace(Some(pod));
+        return;
+    }
+    let (feed, receiver) = watch::channel(Some(pod));
+    feeds.insert(uid.clone(), feed);
+    let ctx = ctx.clone();
+    workers.spawn(async move {
+        worker::run(ctx, receiver).await;
+        uid
+    });
+}

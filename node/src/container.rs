@@ -1,0 +1,464 @@
+//! One container's life inside a pod: fetch its image, create and start it, wait for it, and
+//! restart it as the pod's restartPolicy says, with a crash-loop backoff.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, Pod, Secret,
+};
+use kube::ResourceExt;
+use rkube_client::events::EventType;
+use rkube_runtimes::{
+    ContainerId, ContainerSpec, ExitStatus, Limits, ModuleSource, Mount, Runtime, Signal,
+};
+use tokio::sync::watch;
+
+use crate::context::Context;
+use crate::image_source::FetchedModule;
+use crate::pod_state::{Kind, Shared, time, waiting};
+use crate::quantity;
+
+/// How a container's supervision ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    /// The pod is being torn down.
+    Stopped,
+}
+
+/// Set to the kill deadline when the pod stops: `Term` now, `Kill` at the deadline.
+pub type StopSignal = watch::Receiver<Option<Instant>>;
+
+pub struct Supervisor {
+    pub ctx: Arc<Context>,
+    pub pod: Pod,
+    pub container: Container,
+    pub kind: Kind,
+    pub index: usize,
+    pub runtime: Arc<dyn Runtime>,
+    pub volumes: Arc<HashMap<String, PathBuf>>,
+    pub pull_secrets: Arc<Vec<Secret>>,
+    pub shared: Arc<Shared>,
+    pub stop: StopSignal,
+}
+
+/// Whether a container that ended with `code` runs again under `policy`.
+pub fn restarts(policy: &str, code: i32) -> bool {
+    match policy {
+        "Never" => false,
+        "OnFailure" => code != 0,
+        _ => true,
+    }
+}
+
+impl Supervisor {
+    fn restart_policy(&self) -> &str {
+        let policy = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always");
+        // Init containers never restart after success; Always means OnFailure for them.
+        match (self.kind, policy) {
+            (Kind::Init, "Always") => "OnFailure",
+            (_, policy) => policy,
+        }
+    }
+
+    fn set_state(&self, state: ContainerState) {
+        self.shared.update(self.kind, self.index, |s| {
+            s.ready = false;
+            s.state = Some(state);
+        });
+    }
+
+    /// Records an event in the background: events must not delay the container.
+    fn event(&self, kind: EventType, reason: &str, message: &str) {
+        let recorder = self.ctx.recorder.clone();
+        let pod = self.pod.clone();
+        let (reason, message) = (reason.to_string(), message.to_string());
+        tokio::spawn(async move {
+            if let Err(error) = recorder.record(&pod, kind, &reason, &message).await {
+                tracing::debug!(%error, "recording a pod event");
+            }
+        });
+    }
+
+    /// Waits `delay` unless the pod stops first; true when it stopped.
+    async fn sleep_or_stop(&mut self, delay: std::time::Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => false,
+            _ = stopped(&mut self.stop) => true,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.borrow().is_some()
+    }
+
+    pub async fn run(mut self) -> Outcome {
+        let mut failures = 0u32;
+        loop {
+            if self.stopping() {
+                return Outcome::Stopped;
+            }
+            let Some(module) = self.pull().await else {
+                return Outcome::Stopped;
+            };
+            let started_at = Instant::now();
+            let ended = match self.start(&module).await {
+                Ok(id) => self.wait(&id).await.map(|s| s.map(|s| (s, id))),
+                Err(reason) => Err(reason),
+            };
+            let (code, terminated) = match ended {
+                Ok(Some((status, id))) => (status.code, terminated(&status, &id)),
+                Ok(None) => return Outcome::Stopped,
+                Err((reason, message)) => {
+                    // Could not run at all: wait in place, as the kubelet does.
+                    self.event(EventType::Warning, "Failed", &message);
+                    self.set_state(waiting(&reason, Some(message)));
+                    failures += 1;
+                    if self.sleep_or_stop(self.ctx.backoff.delay(failures)).await {
+                        return Outcome::Stopped;
+                    }
+                    continue;
+                }
+            };
+            if !restarts(self.restart_policy(), code) || self.stopping() {
+                self.set_state(ContainerState {
+                    terminated: Some(terminated),
+                    ..ContainerState::default()
+                });
+                if self.stopping() {
+                    return Outcome::Stopped;
+                }
+                return if code == 0 {
+                    Outcome::Succeeded
+                } else {
+                    Outcome::Failed
+                };
+            }
+            if started_at.elapsed() >= self.ctx.backoff.reset_after {
+                failures = 0;
+            }
+            failures += 1;
+            let delay = self.ctx.backoff.delay(failures);
+            let message = format!(
+                "back-off {delay:?} restarting failed container={} pod={}",
+                self.container.name,
+                self.pod.name_any()
+            );
+            self.shared.update(self.kind, self.index, |s| {
+                s.ready = false;
+                s.started = Some(false);
+                s.restart_count += 1;
+                s.last_state = Some(ContainerState {
+                    terminated: Some(terminated),
+                    ..ContainerState::default()
+                });
+                s.state = Some(waiting("CrashLoopBackOff", Some(message.clone())));
+            });
+            self.event(EventType::Warning, "BackOff", &message);
+            if self.sleep_or_stop(delay).await {
+                return Outcome::Stopped;
+            }
+        }
+    }
+
+    /// Fetches the image, retrying with backoff; `None` when the pod stops meanwhile.
+    async fn pull(&mut self) -> Option<FetchedModule> {
+        let image = self.container.image.clone().unwrap_or_default();
+        let policy = self
+            .container
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| default_pull_policy(&image).to_string());
+        let mut failures = 0u32;
+        loop {
+            self.event(
+                EventType::Normal,
+                "Pulling",
+                &format!("Pulling image \"{image}\""),
+            );
+            match self
+                .ctx
+                .images
+                .fetch(&image, &policy, &self.pull_secrets)
+                .await
+            {
+                Ok(module) => {
+                    let message = format!("Successfully pulled image \"{image}\"");
+                    self.event(EventType::Normal, "Pulled", &message);
+                    return Some(module);
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    self.event(EventType::Warning, "Failed", &message);
+                    self.set_state(waiting("ErrImagePull", Some(message.clone())));
+                    failures += 1;
+                    // Half the delay shows the pull error, the rest the backoff, as kubectl users
+                    // see one and then the other.
+                    let half = self.ctx.backoff.delay(failures) / 2;
+                    if self.sleep_or_stop(half).await {
+                        return None;
+                    }
+                    let backoff = format!("Back-off pulling image \"{image}\": {message}");
+                    self.set_state(waiting("ImagePullBackOff", Some(backoff.clone())));
+                    self.event(EventType::Normal, "BackOff", &backoff);
+                    if self.sleep_or_stop(half).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Creates and starts one run of the container; on failure the waiting reason and message.
+    async fn start(&self, module: &FetchedModule) -> Result<ContainerId, (String, String)> {
+        let pod_ip = self.ctx.node_ip.to_string();
+        let env = crate::env::resolve(&self.ctx.client, &self.pod, &self.container, &pod_ip)
+            .await
+            .map_err(|e| ("CreateContainerConfigError".to_string(), e.to_string()))?;
+        let mounts = self
+            .mounts()
+            .map_err(|m| ("CreateContainerConfigError".to_string(), m))?;
+        let restart = self
+            .shared
+            .get(self.kind, self.index)
+            .map_or(0, |s| s.restart_count);
+        let uid = self.pod.uid().unwrap_or_default();
+        let log_path = self
+            .ctx
+            .layout
+            .container_log(&uid, &self.container.name, restart);
+        let spec = ContainerSpec {
+            pod_uid: uid,
+            container_name: self.container.name.clone(),
+            module: ModuleSource {
+                path: module.path.clone(),
+                digest: module.digest.clone(),
+            },
+            args: argv(&self.container),
+            env,
+            working_dir: self.container.working_dir.clone(),
+            mounts,
+            limits: limits(&self.container),
+            log_path,
+        };
+        if let Some(dir) = spec.log_path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                (
+                    "CreateContainerError".to_string(),
+                    format!("{}: {e}", dir.display()),
+                )
+            })?;
+        }
+        let id = self
+            .runtime
+            .create(&spec)
+            .await
+            .map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
+        self.event(
+            EventType::Normal,
+            "Created",
+            &format!("Created container {}", self.container.name),
+        );
+        if let Err(error) = self.runtime.start(&id).await {
+            self.delete(&id).await;
+            return Err(("RunContainerError".to_string(), error.to_string()));
+        }
+        let now = SystemTime::now();
+        let ready = self.kind == Kind::Main;
+        self.shared.update(self.kind, self.index, |s| {
+            s.container_id = Some(format!("wasm://{id}"));
+            s.image_id = module.digest.clone();
+            s.started = Some(true);
+            s.ready = ready;
+            s.state = Some(ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: Some(time(now)),
+                }),
+                ..ContainerState::default()
+            });
+        });
+        self.event(
+            EventType::Normal,
+            "Started",
+            &format!("Started container {}", self.container.name),
+        );
+        Ok(id)
+    }
+
+    /// Waits for the run to end; `Ok(None)` when the pod stopped and the container was killed.
+    async fn wait(&mut self, id: &ContainerId) -> Result<Option<ExitStatus>, (String, String)> {
+        let runtime = self.runtime.clone();
+        let ended = tokio::select! {
+            status = runtime.wait(id) => Some(status),
+            deadline = stopped(&mut self.stop) => {
+                let status = self.kill(id, deadline).await;
+                self.delete(id).await;
+                if let Some(status) = status {
+                    self.set_state(ContainerState {
+                        terminated: Some(terminated(&status, id)),
+                        ..ContainerState::default()
+                    });
+                }
+                None
+            }
+        };
+        let Some(status) = ended else {
+            return Ok(None);
+        };
+        self.delete(id).await;
+        status
+            .map(Some)
+            .map_err(|e| ("RunContainerError".to_string(), e.to_string()))
+    }
+
+    /// `Term`, then `Kill` at the deadline.
+    async fn kill(&self, id: &ContainerId, deadline: Instant) -> Option<ExitStatus> {
+        let name = &self.container.name;
+        self.event(
+            EventType::Normal,
+            "Killing",
+            &format!("Stopping container {name}"),
+        );
+        if let Err(error) = self.runtime.kill(id, Signal::Term).await {
+            tracing::debug!(%id, %error, "term");
+        }
+        let grace = deadline.saturating_duration_since(Instant::now());
+        if let Ok(status) = tokio::time::timeout(grace, self.runtime.wait(id)).await {
+            return status.ok();
+        }
+        if let Err(error) = self.runtime.kill(id, Signal::Kill).await {
+            tracing::debug!(%id, %error, "kill");
+        }
+        self.runtime.wait(id).await.ok()
+    }
+
+    async fn delete(&self, id: &ContainerId) {
+        if let Err(error) = self.runtime.delete(id).await {
+            tracing::debug!(%id, %error, "deleting a container");
+        }
+    }
+
+    fn mounts(&self) -> Result<Vec<Mount>, String> {
+        let mut mounts = Vec::new();
+        for mount in self.container.volume_mounts.iter().flatten() {
+            let dir = self
+                .volumes
+                .get(&mount.name)
+                .ok_or_else(|| format!("volume mount {} names no volume", mount.name))?;
+            let host_path = match mount.sub_path.as_deref().filter(|p| !p.is_empty()) {
+                Some(sub) if sub.split('/').all(|c| !c.is_empty() && c != "..") => dir.join(sub),
+                Some(sub) => return Err(format!("invalid subPath {sub}")),
+                None => dir.clone(),
+            };
+            mounts.push(Mount {
+                host_path,
+                container_path: mount.mount_path.clone(),
+                read_only: mount.read_only.unwrap_or(false),
+            });
+        }
+        Ok(mounts)
+    }
+}
+
+/// Resolves once the stop signal carries a deadline; pending forever if the worker is gone
+/// without stopping (it then aborts the task).
+async fn stopped(stop: &mut StopSignal) -> Instant {
+    loop {
+        if let Some(deadline) = *stop.borrow_and_update() {
+            return deadline;
+        }
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn terminated(status: &ExitStatus, id: &ContainerId) -> ContainerStateTerminated {
+    ContainerStateTerminated {
+        container_id: Some(format!("wasm://{id}")),
+        exit_code: status.code,
+        reason: Some(status.reason.as_str().to_string()),
+        message: status.message.clone(),
+        started_at: Some(time(status.started_at)),
+        finished_at: Some(time(status.finished_at)),
+        ..ContainerStateTerminated::default()
+    }
+}
+
+/// `:latest` (or no tag) pulls always, anything else if not present, as Kubernetes defaults.
+fn default_pull_policy(image: &str) -> &'static str {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    match last.split_once(':') {
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+/// argv: `command` then `args`; without a command the container's name stands in for argv[0].
+fn argv(container: &Container) -> Vec<String> {
+    let mut argv = container
+        .command
+        .clone()
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| vec![container.name.clone()]);
+    argv.extend(container.args.iter().flatten().cloned());
+    argv
+}
+
+fn limits(container: &Container) -> Limits {
+    let limits = container.resources.as_ref().and_then(|r| r.limits.as_ref());
+    let get = |key: &str| limits.and_then(|l| l.get(key)).map(|q| q.0.as_str());
+    Limits {
+        memory_bytes: get("memory").and_then(quantity::bytes),
+        cpu_millicores: get("cpu").and_then(quantity::millicores),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies() {
+        assert!(restarts("Always", 0));
+        assert!(restarts("OnFailure", 1));
+        assert!(!restarts("OnFailure", 0));
+        assert!(!restarts("Never", 1));
+    }
+
+    #[test]
+    fn pull_policy_defaults() {
+        assert_eq!(default_pull_policy("reg/app"), "Always");
+        assert_eq!(default_pull_policy("reg/app:latest"), "Always");
+        assert_eq!(default_pull_policy("reg:5000/app:1.0"), "IfNotPresent");
+        assert_eq!(default_pull_policy("reg/app@sha256:ab"), "IfNotPresent");
+    }
+
+    #[test]
+    fn argv_is_command_then_args() {
+        let container = Container {
+            name: "c".into(),
+            command: Some(vec!["app.wasm".into()]),
+            args: Some(vec!["-v".into()]),
+            ..Container::default()
+        };
+        assert_eq!(argv(&container), vec!["app.wasm", "-v"]);
+        let bare = Container {
+            name: "c".into(),
+            ..Container::default()
+        };
+        assert_eq!(argv(&bare), vec!["c"]);
+    }
+}

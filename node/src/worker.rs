@@ -1,0 +1,453 @@
+//! One task per pod: picks the runtime, prepares volumes, runs init containers in order and
+//! then the containers, writes the pod status when it changes, and tears the pod down.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus, Secret,
+};
+use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use rkube_client::events::EventType;
+use rkube_runtimes::Runtime;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::container::{Outcome, StopSignal, Supervisor, restarts};
+use crate::context::Context;
+use crate::pod_state::{Containers, Kind, Shared, pod_status, terminated_of, waiting};
+
+/// The handler of pods that name no RuntimeClass.
+const DEFAULT_HANDLER: &str = "runc";
+/// How long containers of a pod that vanished from the API get to stop.
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
+
+/// The latest pod as the watch saw it; `None` once it is gone from the API.
+pub type PodFeed = watch::Receiver<Option<Pod>>;
+
+fn is_finished(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+fn grace_of(pod: &Pod) -> Duration {
+    let seconds = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or_else(|| pod.spec.as_ref()?.termination_grace_period_seconds)
+        .unwrap_or(30);
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}
+
+pub async fn run(ctx: Arc<Context>, mut feed: PodFeed) {
+    let Some(pod) = feed.borrow().clone() else {
+        return;
+    };
+    let uid = pod.uid().unwrap_or_default();
+    let mut worker = Worker {
+        start_time: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.clone())
+            .unwrap_or_else(rkube_client::time::now),
+        shared: Arc::new(Shared::new(carried_over(&pod))),
+        last_written: pod.status.clone(),
+        ctx,
+        pod,
+    };
+    let (stop_tx, stop_rx) = watch::channel(None);
+    let deleting = worker.pod.metadata.deletion_timestamp.is_some();
+    // A JoinSet so that dropping the worker (the agent stopping) also stops the containers'
+    // supervision.
+    let mut lifecycle = JoinSet::new();
+    if !is_finished(&worker.pod) && !deleting {
+        match worker.runtime().await {
+            Ok(runtime) => {
+                lifecycle.spawn(lifecycle_of(
+                    worker.ctx.clone(),
+                    worker.pod.clone(),
+                    runtime,
+                    worker.shared.clone(),
+                    stop_rx,
+                ));
+            }
+            Err(message) => {
+                worker.shared.modify(|c| {
+                    c.failure = Some(("UnsupportedRuntime".into(), message.clone()));
+                });
+                worker
+                    .event(EventType::Warning, "UnsupportedRuntime", &message)
+                    .await;
+            }
+        }
+    }
+    let mut gone = false;
+    loop {
+        if !gone && worker.pod.metadata.deletion_timestamp.is_none() {
+            worker.write_status().await;
+        }
+        let stop_deadline = if gone {
+            Some(ORPHAN_GRACE)
+        } else if worker.pod.metadata.deletion_timestamp.is_some() {
+            Some(grace_of(&worker.pod))
+        } else {
+            None
+        };
+        if let Some(grace) = stop_deadline {
+            stop_tx.send_replace(Some(Instant::now() + grace));
+            while let Some(ended) = lifecycle.join_next().await {
+                if let Err(error) = ended {
+                    tracing::warn!(pod = %uid, %error, "pod lifecycle task failed");
+                }
+            }
+            worker.tear_down(gone).await;
+            return;
+        }
+        tokio::select! {
+            () = worker.shared.changed.notified() => {}
+            changed = feed.changed() => {
+                match changed.ok().and_then(|()| feed.borrow_and_update().clone()) {
+                    Some(pod) => worker.pod = pod,
+                    None => gone = true,
+                }
+            }
+        }
+    }
+}
+
+struct Worker {
+    ctx: Arc<Context>,
+    pod: Pod,
+    shared: Arc<Shared>,
+    start_time: Time,
+    last_written: Option<PodStatus>,
+}
+
+impl Worker {
+    async fn event(&self, kind: EventType, reason: &str, message: &str) {
+        if let Err(error) = self
+            .ctx
+            .recorder
+            .record(&self.pod, kind, reason, message)
+            .await
+        {
+            tracing::debug!(%error, "recording a pod event");
+        }
+    }
+
+    /// The runtime of the pod's RuntimeClass handler, or why there is none on this node.
+    async fn runtime(&self) -> Result<Arc<dyn Runtime>, String> {
+        let class = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.runtime_class_name.clone());
+        let handler = match class {
+            None => DEFAULT_HANDLER.to_string(),
+            Some(class) => {
+                let classes: Api<RuntimeClass> = Api::all(self.ctx.client.clone());
+                match classes.get_opt(&class).await {
+                    Ok(Some(rc)) => rc.handler,
+                    Ok(None) => return Err(format!("runtimeclass {class} not found")),
+                    Err(error) => return Err(format!("reading runtimeclass {class}: {error}")),
+                }
+            }
+        };
+        self.ctx.runtimes.get(&handler).cloned().ok_or_else(|| {
+            format!(
+                "node {} has no runtime handler {handler}",
+                self.ctx.node_name
+            )
+        })
+    }
+
+    /// Writes the status through the status subresource when it differs from the last one.
+    async fn write_status(&mut self) {
+        let containers = self.shared.lock().clone();
+        let ip = self.ctx.node_ip.to_string();
+        let status = pod_status(&self.pod, &containers, &ip, &self.start_time);
+        if self.last_written.as_ref() == Some(&status) {
+            return;
+        }
+        let pods: Api<Pod> = Api::namespaced(
+            self.ctx.client.clone(),
+            &self.pod.namespace().unwrap_or_else(|| "default".into()),
+        );
+        let patch = json!({ "status": status });
+        match pods
+            .patch_status(
+                &self.pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await
+        {
+            Ok(_) => self.last_written = Some(status),
+            Err(error) => {
+                tracing::warn!(pod = %self.pod.name_any(), %error, "writing pod status");
+                // Try again shortly even if nothing else changes.
+                let shared = self.shared.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    shared.changed.notify_one();
+                });
+            }
+        }
+    }
+
+    /// Removes the pod's files, then the pod itself unless the API already dropped it.
+    async fn tear_down(&self, gone: bool) {
+        let uid = self.pod.uid().unwrap_or_default();
+        for dir in [
+            self.ctx.layout.pod_volumes(&uid),
+            self.ctx.layout.pod_logs(&uid),
+        ] {
+            if let Err(error) = tokio::fs::remove_dir_all(&dir).await
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), %error, "removing pod files");
+            }
+        }
+        if gone {
+            return;
+        }
+        let pods: Api<Pod> = Api::namespaced(
+            self.ctx.client.clone(),
+            &self.pod.namespace().unwrap_or_else(|| "default".into()),
+        );
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match pods.delete(&self.pod.name_any(), &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+            Err(error) => tracing::warn!(pod = %self.pod.name_any(), %error, "deleting the pod"),
+        }
+    }
+}
+
+/// Volumes, init containers one by one, then all containers together.
+async fn lifecycle_of(
+    ctx: Arc<Context>,
+    pod: Pod,
+    runtime: Arc<dyn Runtime>,
+    shared: Arc<Shared>,
+    stop: StopSignal,
+) {
+    let volumes = loop {
+        match crate::volumes::prepare(&ctx.client, &ctx.layout, &pod).await {
+            Ok(volumes) => break Arc::new(volumes),
+            Err(error) => {
+                let message = error.to_string();
+                if let Err(error) = ctx
+                    .recorder
+                    .record(&pod, EventType::Warning, "FailedMount", &message)
+                    .await
+                {
+                    tracing::debug!(%error, "recording a pod event");
+                }
+                let mut stop = stop.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(ctx.backoff.initial) => {}
+                    _ = stop.wait_for(Option::is_some) => return,
+                }
+            }
+        }
+    };
+    let pull_secrets = Arc::new(pull_secrets(&ctx, &pod).await);
+    let spec = pod.spec.clone().unwrap_or_default();
+    let supervisor = |container, kind, index| Supervisor {
+        ctx: ctx.clone(),
+        pod: pod.clone(),
+        container,
+        kind,
+        index,
+        runtime: runtime.clone(),
+        volumes: volumes.clone(),
+        pull_secrets: pull_secrets.clone(),
+        shared: shared.clone(),
+        stop: stop.clone(),
+    };
+    if !shared.lock().initialized {
+        for (index, container) in spec.init_containers.iter().flatten().enumerate() {
+            match supervisor(container.clone(), Kind::Init, index).run().await {
+                Outcome::Succeeded => {}
+                Outcome::Stopped => return,
+                Outcome::Failed => {
+                    let message = format!("init container {} failed", container.name);
+                    shared.modify(|c| c.failure = Some(("Init:Error".into(), message)));
+                    return;
+                }
+            }
+        }
+        shared.modify(|c| c.initialized = true);
+    }
+    let policy = spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Always".into());
+    let mut running = JoinSet::new();
+    for (index, container) in spec.containers.iter().enumerate() {
+        let ended = shared
+            .get(Kind::Main, index)
+            .and_then(|s| terminated_of(&s).map(|t| t.exit_code));
+        // Finished before an agent restart and not due to run again.
+        if ended.is_some_and(|code| !restarts(&policy, code)) {
+            continue;
+        }
+        running.spawn(supervisor(container.clone(), Kind::Main, index).run());
+    }
+    while running.join_next().await.is_some() {}
+}
+
+async fn pull_secrets(ctx: &Context, pod: &Pod) -> Vec<Secret> {
+    let namespace = pod.namespace().unwrap_or_else(|| "default".into());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut found = Vec::new();
+    let refs = pod.spec.as_ref().and_then(|s| s.image_pull_secrets.clone());
+    for reference in refs.into_iter().flatten() {
+        match secrets.get_opt(&reference.name).await {
+            Ok(Some(secret)) => found.push(secret),
+            Ok(None) => tracing::warn!(secret = %reference.name, "image pull secret not found"),
+            Err(error) => {
+                tracing::warn!(secret = %reference.name, %error, "reading image pull secret")
+            }
+        }
+    }
+    found
+}
+
+/// Container statuses to start from: fresh ones, or, for a pod this node ran before an agent
+/// restart, the previous ones with every container that was running counted as restarted
+/// (an in-process runtime cannot keep guests across restarts).
+fn carried_over(pod: &Pod) -> Containers {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let previous = pod.status.clone().unwrap_or_default();
+    let initialized_before = previous
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Initialized" && c.status == "True");
+    let carry = |name: &str, image: Option<&String>, old: Option<&Vec<ContainerStatus>>| {
+        let fresh = ContainerStatus {
+            name: name.to_string(),
+            image: image.cloned().unwrap_or_default(),
+            state: Some(waiting("ContainerCreating", None)),
+            started: Some(false),
+            ..ContainerStatus::default()
+        };
+        let Some(old) = old.into_iter().flatten().find(|s| s.name == name) else {
+            return fresh;
+        };
+        let was_running = old.state.as_ref().is_some_and(|s| s.running.is_some());
+        if was_running {
+            let lost = ContainerStateTerminated {
+                exit_code: 137,
+                reason: Some("ContainerStatusUnknown".into()),
+                message: Some("the node agent restarted while the container ran".into()),
+                container_id: old.container_id.clone(),
+                ..ContainerStateTerminated::default()
+            };
+            return ContainerStatus {
+                restart_count: old.restart_count + 1,
+                last_state: Some(ContainerState {
+                    terminated: Some(lost),
+                    ..ContainerState::default()
+                }),
+                ..fresh
+            };
+        }
+        ContainerStatus {
+            restart_count: old.restart_count,
+            last_state: old.last_state.clone(),
+            state: if terminated_of(old).is_some() {
+                old.state.clone()
+            } else {
+                fresh.state
+            },
+            container_id: old.container_id.clone(),
+            image_id: old.image_id.clone(),
+            ..fresh
+        }
+    };
+    let no_init = spec.init_containers.as_ref().is_none_or(Vec::is_empty);
+    Containers {
+        init: spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| {
+                carry(
+                    &c.name,
+                    c.image.as_ref(),
+                    previous.init_container_statuses.as_ref(),
+                )
+            })
+            .collect(),
+        main: spec
+            .containers
+            .iter()
+            .map(|c| {
+                carry(
+                    &c.name,
+                    c.image.as_ref(),
+                    previous.container_statuses.as_ref(),
+                )
+            })
+            .collect(),
+        initialized: no_init || initialized_before,
+        failure: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Container, ContainerStateRunning, PodSpec};
+
+    use super::*;
+
+    #[test]
+    fn a_running_container_counts_as_restarted_after_an_agent_restart() {
+        let pod = Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "app".into(),
+                    image: Some("app:1".into()),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "app".into(),
+                    restart_count: 2,
+                    state: Some(ContainerState {
+                        running: Some(ContainerStateRunning::default()),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        };
+        let containers = carried_over(&pod);
+        assert!(containers.initialized);
+        let app = &containers.main[0];
+        assert_eq!(app.restart_count, 3);
+        let lost = app.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        assert_eq!(lost.map(|t| t.exit_code), Some(137));
+        assert!(app.state.as_ref().is_some_and(|s| s.waiting.is_some()));
+    }
+}
