@@ -40,7 +40,9 @@ impl Cache {
 
     /// The manifest digest `reference` resolved to on its last pull, if any.
     pub(crate) async fn resolved(&self, reference: &str) -> Option<String> {
-        let text = tokio::fs::read_to_string(self.ref_path(reference)).await.ok()?;
+        let text = tokio::fs::read_to_string(self.ref_path(reference))
+            .await
+            .ok()?;
         let digest = text.trim();
         sha256_hex(digest).is_ok().then(|| digest.to_string())
     }
@@ -54,7 +56,9 @@ impl Cache {
     }
 
     fn ref_path(&self, reference: &str) -> PathBuf {
-        self.root.join("refs").join(hex_sha256(reference.as_bytes()))
+        self.root
+            .join("refs")
+            .join(hex_sha256(reference.as_bytes()))
     }
 }
 
@@ -95,7 +99,9 @@ fn sha256_hex(digest: &str) -> Result<&str, ImagePullError> {
         .strip_prefix("sha256:")
         .filter(|hex| {
             hex.len() == SHA256_HEX_LEN
-                && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         })
         .ok_or_else(|| ImagePullError::UnsupportedDigest {
             digest: digest.to_string(),

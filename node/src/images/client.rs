@@ -55,7 +55,9 @@ pub(crate) fn registry_auth(credentials: Option<(&str, &str)>) -> RegistryAuth {
     }
 }
 
-pub(crate) fn wasm_platform_resolver(entries: &[oci_client::manifest::ImageIndexEntry]) -> Option<String> {
+pub(crate) fn wasm_platform_resolver(
+    entries: &[oci_client::manifest::ImageIndexEntry],
+) -> Option<String> {
     let is_wasm = |entry: &&oci_client::manifest::ImageIndexEntry| {
         entry
             .platform
@@ -98,7 +100,12 @@ mod tests {
 
     #[test]
     fn loopback_registries_may_use_http() {
-        for registry in ["127.0.0.1:5000", "localhost:5000", "[::1]:5000", "localhost"] {
+        for registry in [
+            "127.0.0.1:5000",
+            "localhost:5000",
+            "[::1]:5000",
+            "localhost",
+        ] {
             assert!(allows_plain_http(registry, &[]), "{registry}");
         }
     }

@@ -36,7 +36,9 @@ struct DockerAuth {
 
 /// `(registry, username, password)` for each entry of `auths`; `auth` (base64 of
 /// `username:password`) wins over separate `username`/`password` fields, as in docker.
-pub fn parse_docker_config(json: &[u8]) -> Result<Vec<(String, String, String)>, DockerConfigError> {
+pub fn parse_docker_config(
+    json: &[u8],
+) -> Result<Vec<(String, String, String)>, DockerConfigError> {
     let config: DockerConfig = serde_json::from_slice(json)?;
     let mut logins = Vec::new();
     for (registry, entry) in config.auths {
@@ -89,14 +91,21 @@ mod tests {
             logins,
             vec![
                 ("127.0.0.1:5000".into(), "u2".into(), "p2".into()),
-                ("https://index.docker.io/v1/".into(), "user".into(), "pa:ss".into()),
+                (
+                    "https://index.docker.io/v1/".into(),
+                    "user".into(),
+                    "pa:ss".into()
+                ),
             ]
         );
     }
 
     #[test]
     fn bad_configs_are_errors() {
-        assert!(matches!(parse_docker_config(b"{"), Err(DockerConfigError::Json(_))));
+        assert!(matches!(
+            parse_docker_config(b"{"),
+            Err(DockerConfigError::Json(_))
+        ));
         let bad_base64 = br#"{"auths":{"r":{"auth":"***"}}}"#;
         assert!(matches!(
             parse_docker_config(bad_base64),
@@ -111,7 +120,10 @@ mod tests {
 
     #[test]
     fn registry_names_are_canonical() {
-        assert_eq!(canonical_registry("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(
+            canonical_registry("https://index.docker.io/v1/"),
+            "docker.io"
+        );
         assert_eq!(canonical_registry("registry-1.docker.io"), "docker.io");
         assert_eq!(canonical_registry("http://Lab:5000/x"), "lab:5000");
     }

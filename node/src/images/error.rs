@@ -76,12 +76,14 @@ impl ImagePullError {
                     ImagePullError::Registry { image, message }
                 }
             }
-            OciDistributionError::ServerError { code: 404, message, url } => {
-                ImagePullError::NotFound {
-                    image,
-                    message: format!("{message} at {url}"),
-                }
-            }
+            OciDistributionError::ServerError {
+                code: 404,
+                message,
+                url,
+            } => ImagePullError::NotFound {
+                image,
+                message: format!("{message} at {url}"),
+            },
             other => ImagePullError::Registry {
                 image,
                 message: other.to_string(),

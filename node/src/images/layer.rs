@@ -117,7 +117,9 @@ fn find_in_tar(tar_bytes: &[u8], entry: Option<&str>) -> Result<Vec<u8>, String>
 
 /// Tar names and commands differ in leading `/` and `./`; compare without them.
 fn normalize(path: &str) -> String {
-    path.trim_start_matches("./").trim_start_matches('/').to_string()
+    path.trim_start_matches("./")
+        .trim_start_matches('/')
+        .to_string()
 }
 
 #[cfg(test)]
@@ -140,8 +142,7 @@ pub(crate) mod tests {
         if !gzip {
             return tar;
         }
-        let mut encoder =
-            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut encoder, &tar).expect("gzip");
         encoder.finish().expect("finish gzip")
     }
@@ -159,10 +160,19 @@ pub(crate) mod tests {
     #[test]
     fn the_entry_names_the_module() {
         let layer = tar_of(&[("a.wasm", b"\0asmA"), ("./bin/b.wasm", b"\0asmB")], false);
-        assert_eq!(wasm_from_tar(&layer, Some("/bin/b.wasm")).expect("found"), b"\0asmB");
-        assert_eq!(wasm_from_tar(&layer, Some("a.wasm")).expect("found"), b"\0asmA");
+        assert_eq!(
+            wasm_from_tar(&layer, Some("/bin/b.wasm")).expect("found"),
+            b"\0asmB"
+        );
+        assert_eq!(
+            wasm_from_tar(&layer, Some("a.wasm")).expect("found"),
+            b"\0asmA"
+        );
         let err = wasm_from_tar(&layer, None).expect_err("ambiguous");
-        assert!(err.contains("/a.wasm") && err.contains("/bin/b.wasm"), "{err}");
+        assert!(
+            err.contains("/a.wasm") && err.contains("/bin/b.wasm"),
+            "{err}"
+        );
         let err = wasm_from_tar(&layer, Some("/c.wasm")).expect_err("absent");
         assert!(err.contains("no file /c.wasm"), "{err}");
     }
@@ -185,7 +195,10 @@ pub(crate) mod tests {
     #[test]
     fn media_types_are_classified() {
         assert_eq!(layer_kind(WASM_MEDIA_TYPE), Some(LayerKind::Module));
-        assert_eq!(layer_kind(IMAGE_LAYER_GZIP_MEDIA_TYPE), Some(LayerKind::Filesystem));
+        assert_eq!(
+            layer_kind(IMAGE_LAYER_GZIP_MEDIA_TYPE),
+            Some(LayerKind::Filesystem)
+        );
         assert_eq!(layer_kind("application/json"), None);
     }
 }

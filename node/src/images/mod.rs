@@ -93,7 +93,7 @@ impl OciImages {
         let key = reference.whole();
         if policy != PullPolicy::Always {
             if let Some(digest) = self.cache.resolved(&key).await
-                && let Some(module) = self.from_cache(image, &digest, entry).await?
+                && let Some(module) = self.cached_module(image, &digest, entry).await?
             {
                 return Ok(module);
             }
@@ -121,7 +121,7 @@ impl OciImages {
         let auth = client::registry_auth(login);
         let (manifest, digest) = self.pull_manifest(image, reference, &client, &auth).await?;
         // Always re-resolves the tag, but an unchanged digest needs no blob download.
-        if let Some(module) = self.from_cache(image, &digest, entry).await? {
+        if let Some(module) = self.cached_module(image, &digest, entry).await? {
             return Ok(module);
         }
         let (layer, _) = wasm_layer(image, &manifest)?;
@@ -146,7 +146,7 @@ impl OciImages {
                 .await
                 .map_err(cache_error)?;
         }
-        self.from_cache(image, &digest, entry)
+        self.cached_module(image, &digest, entry)
             .await?
             .ok_or_else(|| ImagePullError::Registry {
                 image: image.to_string(),
@@ -199,7 +199,7 @@ impl OciImages {
 
     /// The module for manifest `digest` from disk alone: the extracted file, or extracted now
     /// from the cached manifest and layer. `None` when something is not cached.
-    async fn from_cache(
+    async fn cached_module(
         &self,
         image: &str,
         digest: &str,
@@ -318,11 +318,21 @@ mod tests {
     #[test]
     fn credentials_match_by_registry() {
         let creds = vec![
-            ("https://index.docker.io/v1/".into(), "hub".into(), "p1".into()),
+            (
+                "https://index.docker.io/v1/".into(),
+                "hub".into(),
+                "p1".into(),
+            ),
             ("127.0.0.1:5000".into(), "local".into(), "p2".into()),
         ];
-        assert_eq!(credentials_for(&creds, "index.docker.io"), Some(("hub", "p1")));
-        assert_eq!(credentials_for(&creds, "127.0.0.1:5000"), Some(("local", "p2")));
+        assert_eq!(
+            credentials_for(&creds, "index.docker.io"),
+            Some(("hub", "p1"))
+        );
+        assert_eq!(
+            credentials_for(&creds, "127.0.0.1:5000"),
+            Some(("local", "p2"))
+        );
         assert_eq!(credentials_for(&creds, "127.0.0.1:5001"), None);
     }
 

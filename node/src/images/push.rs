@@ -23,11 +23,9 @@ pub async fn push_wasm(
             path: file.to_path_buf(),
             source,
         })?;
-    check_wasm(&module, &file.display().to_string()).map_err(|reason| {
-        ImagePullError::NotWasm {
-            image: reference.to_string(),
-            reason,
-        }
+    check_wasm(&module, &file.display().to_string()).map_err(|reason| ImagePullError::NotWasm {
+        image: reference.to_string(),
+        reason,
     })?;
     let layer = ImageLayer::new(module, WASM_MEDIA_TYPE.to_string(), None);
     let config = Config::new(
@@ -37,7 +35,15 @@ pub async fn push_wasm(
     );
     let mut manifest = OciImageManifest::build(std::slice::from_ref(&layer), &config, None);
     manifest.media_type = Some(OCI_IMAGE_MEDIA_TYPE.to_string());
-    push_manifest(reference, insecure_registries, auth, &[layer], config, &manifest).await
+    push_manifest(
+        reference,
+        insecure_registries,
+        auth,
+        &[layer],
+        config,
+        &manifest,
+    )
+    .await
 }
 
 /// Uploads the blobs then the manifest; the digest is of the exact manifest bytes sent.
@@ -75,7 +81,11 @@ pub(crate) async fn push_manifest(
     })?;
     let digest = format!("sha256:{}", cache::hex_sha256(&body));
     client
-        .push_manifest_raw(&parsed, body, HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE))
+        .push_manifest_raw(
+            &parsed,
+            body,
+            HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE),
+        )
         .await
         .map_err(registry_error)?;
     Ok(digest)

@@ -94,8 +94,8 @@ mod tests {
 
     #[test]
     fn starts_serving_and_stops_on_drop() {
-        let registry =
-            Registry::start().expect("docker-registry must be installed: apt-get install docker-registry");
+        let registry = Registry::start()
+            .expect("docker-registry must be installed: apt-get install docker-registry");
         assert!(answers_v2(registry.port));
         let port = registry.port;
         drop(registry);
