@@ -84,6 +84,14 @@ impl ImagePullError {
                 image,
                 message: format!("{message} at {url}"),
             },
+            OciDistributionError::ServerError {
+                code: 401 | 403,
+                message,
+                url,
+            } => ImagePullError::Unauthorized {
+                image,
+                message: format!("{message} at {url}"),
+            },
             other => ImagePullError::Registry {
                 image,
                 message: other.to_string(),

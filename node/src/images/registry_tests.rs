@@ -4,7 +4,7 @@ use std::path::Path;
 
 use oci_client::client::{Config, ImageLayer};
 use oci_client::manifest::{OCI_IMAGE_MEDIA_TYPE, OciImageManifest};
-use rkube_harness::Registry;
+use rkube_harness::{REGISTRY_PASSWORD, REGISTRY_USERNAME, Registry};
 
 use super::layer::tests::tar_of;
 use super::{ImagePullError, OciImages, push, push_wasm};
@@ -172,4 +172,49 @@ async fn non_wasm_content_is_refused() {
         .expect_err("not wasm");
     assert!(matches!(err, ImagePullError::NotWasm { .. }), "{err}");
     assert!(err.to_string().contains("wasm magic number"), "{err}");
+}
+
+#[tokio::test]
+async fn a_login_registry_needs_the_credentials() {
+    let registry = Registry::start_with_login().expect("docker-registry with htpasswd");
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = write(work.path(), "app.wasm", &module());
+    let reference = format!("{}/private/app:v1", registry.host());
+    let login = (REGISTRY_USERNAME.to_string(), REGISTRY_PASSWORD.to_string());
+
+    let err = push_wasm(&file, &reference, &[], None)
+        .await
+        .expect_err("anonymous push");
+    assert!(matches!(err, ImagePullError::Unauthorized { .. }), "{err}");
+    let pushed = push_wasm(&file, &reference, &[], Some(login))
+        .await
+        .expect("push with login");
+
+    let images = OciImages::new(work.path().join("cache"), vec![]);
+    let err = images
+        .fetch(&reference, "Always", &[], None)
+        .await
+        .expect_err("anonymous pull");
+    assert!(matches!(err, ImagePullError::Unauthorized { .. }), "{err}");
+    let wrong = [(
+        registry.host(),
+        REGISTRY_USERNAME.to_string(),
+        "wrong".to_string(),
+    )];
+    let err = images
+        .fetch(&reference, "Always", &wrong, None)
+        .await
+        .expect_err("wrong password");
+    assert!(matches!(err, ImagePullError::Unauthorized { .. }), "{err}");
+
+    let secret = format!(
+        r#"{{"auths":{{"{}":{{"username":"{REGISTRY_USERNAME}","password":"{REGISTRY_PASSWORD}"}}}}}}"#,
+        registry.host()
+    );
+    let credentials = super::parse_docker_config(secret.as_bytes()).expect("docker config");
+    let pulled = images
+        .fetch(&reference, "Always", &credentials, None)
+        .await
+        .expect("pull with login");
+    assert_eq!(pulled.digest, pushed);
 }

@@ -8,5 +8,5 @@ mod rkube;
 
 pub use daemon::{Daemon, free_port};
 pub use etcd::Etcd;
-pub use registry::Registry;
+pub use registry::{REGISTRY_PASSWORD, REGISTRY_USERNAME, Registry};
 pub use rkube::{Kubectl, RkubeApiserver};
