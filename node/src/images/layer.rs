@@ -15,6 +15,11 @@ pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 
 const WASM_MAGIC: &[u8] = b"\0asm";
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+/// Larger than any real module (a big one is tens of MB); bounds what a hostile layer can
+/// make the node hold in memory.
+pub(crate) const MAX_MODULE_BYTES: u64 = 512 * 1024 * 1024;
+/// The largest layer blob accepted; compressed layers hold the module plus some files.
+pub(crate) const MAX_LAYER_BYTES: u64 = 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LayerKind {
@@ -52,21 +57,19 @@ pub(crate) fn check_wasm(bytes: &[u8], what: &str) -> Result<(), String> {
 }
 
 /// The module inside a tar layer: the file at `entry` (the container's command[0]), or the
-/// only `.wasm` file when no entry is named.
+/// only `.wasm` file when no entry is named. Gzip is recognised by its magic number, since
+/// docker tooling is not always truthful about the media type.
 pub(crate) fn wasm_from_tar(layer: &[u8], entry: Option<&str>) -> Result<Vec<u8>, String> {
     if layer.starts_with(GZIP_MAGIC) {
-        let mut decoded = Vec::new();
-        flate2::read::GzDecoder::new(layer)
-            .read_to_end(&mut decoded)
-            .map_err(|e| format!("gunzipping the layer: {e}"))?;
-        return find_in_tar(&decoded, entry);
+        return find_in_tar(flate2::read::GzDecoder::new(layer), entry);
     }
     find_in_tar(layer, entry)
 }
 
-fn find_in_tar(tar_bytes: &[u8], entry: Option<&str>) -> Result<Vec<u8>, String> {
+/// Streams through the archive, so a large layer is never unpacked whole in memory.
+fn find_in_tar(tar_stream: impl Read, entry: Option<&str>) -> Result<Vec<u8>, String> {
     let wanted = entry.map(normalize);
-    let mut archive = tar::Archive::new(tar_bytes);
+    let mut archive = tar::Archive::new(tar_stream);
     let entries = archive
         .entries()
         .map_err(|e| format!("reading the layer tar: {e}"))?;
@@ -91,10 +94,16 @@ fn find_in_tar(tar_bytes: &[u8], entry: Option<&str>) -> Result<Vec<u8>, String>
         if !is_file {
             return Err(format!("/{path} in the layer is not a regular file"));
         }
+        if file.size() > MAX_MODULE_BYTES {
+            return Err(format!(
+                "/{path} is {} bytes, over the {MAX_MODULE_BYTES}-byte module limit",
+                file.size()
+            ));
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| format!("reading /{path} from the layer: {e}"))?;
-        // A later layer entry for the same path replaces an earlier one, as in a filesystem.
+        // A later tar entry for the same path replaces an earlier one, as in a filesystem.
         wasm_files.retain(|p| p != &path);
         wasm_files.push(path);
         found = Some(bytes);

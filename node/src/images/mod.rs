@@ -253,6 +253,14 @@ fn wasm_layer(
             manifest.layers.len()
         )));
     };
+    // Whole-blob layers are read into memory, so the manifest's size must be bounded first.
+    if u64::try_from(layer.size).unwrap_or(u64::MAX) > layer::MAX_LAYER_BYTES {
+        return Err(not_wasm(format!(
+            "its layer is {} bytes, over the {}-byte limit",
+            layer.size,
+            layer::MAX_LAYER_BYTES
+        )));
+    }
     let kind = layer::layer_kind(&layer.media_type).ok_or_else(|| {
         not_wasm(format!(
             "its layer media type {} is neither {WASM_MEDIA_TYPE} nor a tar layer",
@@ -334,6 +342,32 @@ mod tests {
             Some(("local", "p2"))
         );
         assert_eq!(credentials_for(&creds, "127.0.0.1:5001"), None);
+    }
+
+    #[test]
+    fn a_wasm_image_has_one_bounded_layer_of_a_known_type() {
+        let layer = |media_type: &str, size: i64| OciDescriptor {
+            media_type: media_type.to_string(),
+            digest: "sha256:00".to_string(),
+            size,
+            ..OciDescriptor::default()
+        };
+        let manifest = |layers| OciImageManifest {
+            layers,
+            ..OciImageManifest::default()
+        };
+        let ok = manifest(vec![layer(WASM_MEDIA_TYPE, 10)]);
+        assert_eq!(wasm_layer("i", &ok).expect("wasm").1, LayerKind::Module);
+        let too_big = i64::try_from(layer::MAX_LAYER_BYTES + 1).expect("fits");
+        for bad in [
+            manifest(vec![]),
+            manifest(vec![layer(WASM_MEDIA_TYPE, 1), layer(WASM_MEDIA_TYPE, 1)]),
+            manifest(vec![layer("application/json", 1)]),
+            manifest(vec![layer(WASM_MEDIA_TYPE, too_big)]),
+        ] {
+            let err = wasm_layer("i", &bad).expect_err("not a wasm image");
+            assert!(matches!(err, ImagePullError::NotWasm { .. }), "{err}");
+        }
     }
 
     #[tokio::test]

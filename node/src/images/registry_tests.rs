@@ -218,3 +218,67 @@ async fn a_login_registry_needs_the_credentials() {
         .expect("pull with login");
     assert_eq!(pulled.digest, pushed);
 }
+
+/// The raw manifest a tag names, for building an index over it.
+async fn manifest_entry(reference: &str, platform: serde_json::Value) -> serde_json::Value {
+    let parsed = super::client::parse_reference(reference).expect("reference");
+    let client = super::client::client_for(&parsed, &[]).expect("client");
+    let (bytes, digest) = client
+        .pull_manifest_raw(
+            &parsed,
+            &oci_client::secrets::RegistryAuth::Anonymous,
+            &[OCI_IMAGE_MEDIA_TYPE],
+        )
+        .await
+        .expect("manifest");
+    serde_json::json!({
+        "mediaType": OCI_IMAGE_MEDIA_TYPE,
+        "digest": digest,
+        "size": bytes.len(),
+        "platform": platform,
+    })
+}
+
+#[tokio::test]
+async fn an_image_index_resolves_to_its_wasm_entry() {
+    let registry = registry();
+    let work = tempfile::tempdir().expect("tempdir");
+    let repo = format!("{}/apps/multi-arch", registry.host());
+    let file = write(work.path(), "app.wasm", &module());
+    let wasm_digest = push_wasm(&file, &format!("{repo}:wasm"), &[], None)
+        .await
+        .expect("push wasm");
+    push_image(
+        &format!("{repo}:linux"),
+        &[("bin/sh.wasm", b"\0asm\x01\0\0\0")],
+    )
+    .await;
+
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci_client::manifest::OCI_IMAGE_INDEX_MEDIA_TYPE,
+        "manifests": [
+            manifest_entry(&format!("{repo}:linux"), serde_json::json!({"architecture": "amd64", "os": "linux"})).await,
+            manifest_entry(&format!("{repo}:wasm"), serde_json::json!({"architecture": "wasm", "os": "wasip1"})).await,
+        ],
+    });
+    let reference = format!("{repo}:v1");
+    let parsed = super::client::parse_reference(&reference).expect("reference");
+    let client = super::client::client_for(&parsed, &[]).expect("client");
+    client
+        .push_manifest_raw(
+            &parsed,
+            serde_json::to_vec(&index).expect("json"),
+            http::HeaderValue::from_static(oci_client::manifest::OCI_IMAGE_INDEX_MEDIA_TYPE),
+        )
+        .await
+        .expect("push index");
+
+    let images = OciImages::new(work.path().join("cache"), vec![]);
+    let pulled = images
+        .fetch(&reference, "Always", &[], None)
+        .await
+        .expect("pull");
+    assert_eq!(pulled.digest, wasm_digest);
+    assert_eq!(std::fs::read(&pulled.path).expect("module"), module());
+}
