@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   protobuf-compiler libprotobuf-dev   # containerd/etcd gRPC clients build with protoc
   etcd-server etcd-client             # the etcd store backend and its tests
+  docker-registry                     # the OCI registry the image pull/push tests run against
 )
 
 missing=()

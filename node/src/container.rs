@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::context::Context;
 use crate::image_source::FetchedModule;
 use crate::pod_state::{Kind, Shared, time, waiting};
-use crate::quantity;
+use rkube_api::quantity;
 
 /// How a container's supervision ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -421,8 +421,12 @@ fn limits(container: &Container) -> Limits {
     let limits = container.resources.as_ref().and_then(|r| r.limits.as_ref());
     let get = |key: &str| limits.and_then(|l| l.get(key)).map(|q| q.0.as_str());
     Limits {
-        memory_bytes: get("memory").and_then(quantity::bytes),
-        cpu_millicores: get("cpu").and_then(quantity::millicores),
+        memory_bytes: get("memory")
+            .and_then(quantity::parse_units)
+            .and_then(|b| u64::try_from(b).ok()),
+        cpu_millicores: get("cpu")
+            .and_then(quantity::parse_milli)
+            .and_then(|m| u32::try_from(m).ok()),
     }
 }
 

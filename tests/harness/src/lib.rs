@@ -1,10 +1,12 @@
-//! Shared test harness for the rkube workspace: free ports, supervised daemons, a real etcd,
+//! Shared test harness for the rkube workspace: free ports, supervised daemons, a real etcd, an OCI registry,
 //! the `rkube` API server and pinned kubectl releases.
 
 mod daemon;
 mod etcd;
+mod registry;
 mod rkube;
 
 pub use daemon::{Daemon, free_port};
 pub use etcd::Etcd;
+pub use registry::{REGISTRY_PASSWORD, REGISTRY_USERNAME, Registry};
 pub use rkube::{Kubectl, RkubeApiserver};
