@@ -41,6 +41,34 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         etcd: Vec<String>,
     },
+    /// Run a node agent that runs the pods bound to this node (wasm runtime for now).
+    Node {
+        /// The kubeconfig to reach the API server with (bootstrap-token joining comes later).
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: PathBuf,
+        /// The Node name; the host name by default.
+        #[arg(long)]
+        name: Option<String>,
+        /// Where pod volumes, logs, the image cache and compiled modules live.
+        #[arg(long, env = "RKUBE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Runtimes this node offers (comma-separated); only `wasm` exists so far.
+        #[arg(long, value_delimiter = ',', default_value = "wasm")]
+        runtime: Vec<String>,
+        /// Registries to reach over plain HTTP besides loopback ones.
+        #[arg(long, value_delimiter = ',')]
+        insecure_registry: Vec<String>,
+    },
+    /// Push a wasm module to an OCI registry as a wasm artifact.
+    Push {
+        /// The `.wasm` file (a `.wat` text module is compiled first).
+        file: PathBuf,
+        /// Where to push it: `REGISTRY/REPO:TAG`.
+        reference: String,
+        /// Registries to reach over plain HTTP besides loopback ones.
+        #[arg(long, value_delimiter = ',')]
+        insecure_registry: Vec<String>,
+    },
     /// Run the scheduler against an API server.
     Scheduler {
         #[command(flatten)]
@@ -157,6 +185,64 @@ async fn main() -> anyhow::Result<()> {
             rkube_apiserver::run::run(options, shutdown_signal())
                 .await
                 .context("api server failed")?;
+        }
+        Command::Node {
+            kubeconfig,
+            name,
+            data_dir,
+            runtime,
+            insecure_registry,
+        } => {
+            let data_dir = data_dir.unwrap_or_else(default_data_dir).join("node");
+            if let Some(other) = runtime.iter().find(|r| r.as_str() != "wasm") {
+                anyhow::bail!("runtime {other:?} is not available yet: use --runtime wasm");
+            }
+            let wasm = rkube_runtimes::wasm::WasmRuntime::new(
+                rkube_runtimes::wasm::WasmConfig::new(data_dir.join("compiled")),
+            )
+            .context("starting the wasm runtime")?;
+            let images =
+                rkube_node::images::OciImages::new(data_dir.join("images"), insecure_registry);
+            let name = match name {
+                Some(name) => name,
+                None => std::fs::read_to_string("/etc/hostname")
+                    .context("reading the host name; pass --name")?
+                    .trim()
+                    .to_string(),
+            };
+            let client = client_from_kubeconfig(&kubeconfig).await?;
+            let options = rkube_node::NodeOptions::new(
+                name,
+                data_dir,
+                vec![std::sync::Arc::new(wasm)],
+                std::sync::Arc::new(images),
+            );
+            tokio::select! {
+                result = rkube_node::run(client, options) => result.context("node agent failed")?,
+                _ = shutdown_signal() => {}
+            }
+        }
+        Command::Push {
+            file,
+            reference,
+            insecure_registry,
+        } => {
+            // Keep the compiled text module alive until the push is done.
+            let compiled;
+            let module = if file.extension().is_some_and(|e| e == "wat") {
+                let bytes = wat::parse_file(&file)
+                    .with_context(|| format!("compiling {}", file.display()))?;
+                compiled = tempfile::NamedTempFile::new()?;
+                std::fs::write(compiled.path(), bytes)?;
+                compiled.path().to_path_buf()
+            } else {
+                file.clone()
+            };
+            let digest =
+                rkube_node::images::push_wasm(&module, &reference, &insecure_registry, None)
+                    .await
+                    .with_context(|| format!("pushing {}", file.display()))?;
+            println!("{reference}@{digest}");
         }
         Command::Scheduler { component } => {
             let client = client_from_kubeconfig(&component.kubeconfig).await?;
