@@ -435,3 +435,22 @@ pub async fn compaction(store: &dyn Store, p: &str) {
         Err(StoreError::Compacted { .. })
     ));
 }
+
+/// Durable creates per second from [`CONCURRENT_CALLERS`] spawned tasks, `per_caller` each
+/// (a quick figure for the ignored throughput tests of each backend).
+pub async fn create_throughput(store: std::sync::Arc<dyn Store>, per_caller: usize) -> f64 {
+    let started = std::time::Instant::now();
+    let callers = (0..CONCURRENT_CALLERS).map(|caller| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..per_caller {
+                let key = format!("/bench/{caller}/{i}");
+                store.create(&key, vec![7; 256]).await.expect("create");
+            }
+        })
+    });
+    for caller in futures::future::join_all(callers).await {
+        caller.expect("caller");
+    }
+    (CONCURRENT_CALLERS * per_caller) as f64 / started.elapsed().as_secs_f64()
+}

@@ -448,23 +448,7 @@ mod tests {
     #[ignore = "benchmark"]
     async fn etcd_create_throughput() {
         let (_etcd, store) = start().await;
-        let store = std::sync::Arc::new(store);
-        let per_caller = 200;
-        let started = std::time::Instant::now();
-        let callers = (0..conformance::CONCURRENT_CALLERS).map(|caller| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                for i in 0..per_caller {
-                    let key = format!("/bench/{caller}/{i}");
-                    store.create(&key, vec![7; 256]).await.expect("create");
-                }
-            })
-        });
-        for caller in futures::future::join_all(callers).await {
-            caller.expect("caller");
-        }
-        let total = conformance::CONCURRENT_CALLERS * per_caller;
-        let rate = total as f64 / started.elapsed().as_secs_f64();
-        println!("etcd: {total} creates, 64 callers: {rate:.0} creates/s");
+        let rate = conformance::create_throughput(std::sync::Arc::new(store), 200).await;
+        println!("etcd: durable creates, 64 callers: {rate:.0} creates/s");
     }
 }
