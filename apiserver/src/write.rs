@@ -22,6 +22,20 @@ use crate::{managed, patches};
 /// landed, so the server as a whole always makes progress.
 const CONFLICT_RETRIES: usize = 8;
 
+/// Decodes a create/update body and applies the request's field validation; returns the
+/// object and the warnings to send back.
+fn decode_checked(
+    target: &Target,
+    params: &Params,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> ApiResult<(Value, Vec<String>)> {
+    let mut obj = body::decode_object(target.resource, headers, bytes)?;
+    let mode = FieldValidation::from_params(params)?;
+    let warnings = admission::check_fields(target.resource, &mut obj, mode)?;
+    Ok((obj, warnings))
+}
+
 pub async fn create(
     server: &ApiServer,
     target: &Target,
@@ -29,9 +43,7 @@ pub async fn create(
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> ApiResult<Response> {
-    let mut obj = body::decode_object(target.resource, headers, bytes)?;
-    let mode = FieldValidation::from_params(params)?;
-    let warnings = admission::check_fields(target.resource, &mut obj, mode)?;
+    let (mut obj, warnings) = decode_checked(target, params, headers, bytes)?;
     let created = create_object(server, target, params, &mut obj, None).await?;
     respond(
         target,
@@ -125,9 +137,7 @@ pub async fn update(
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> ApiResult<Response> {
-    let mut body_obj = body::decode_object(target.resource, headers, bytes)?;
-    let mode = FieldValidation::from_params(params)?;
-    let warnings = admission::check_fields(target.resource, &mut body_obj, mode)?;
+    let (mut body_obj, warnings) = decode_checked(target, params, headers, bytes)?;
     admission::check_identity(target, &mut body_obj)?;
     let precondition = objects::resource_version(&body_obj);
     let updated = guaranteed_update(server, target, params, precondition, |_| {

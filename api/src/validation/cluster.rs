@@ -152,18 +152,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fields(run: impl FnOnce(&mut Causes)) -> Vec<(String, &'static str)> {
-        let mut c = Causes::default();
-        run(&mut c);
-        c.into_vec()
-            .into_iter()
-            .map(|e| (e.field, e.reason.as_str()))
-            .collect()
-    }
-
-    fn owned(v: &[(&str, &'static str)]) -> Vec<(String, &'static str)> {
-        v.iter().map(|(f, r)| (f.to_string(), *r)).collect()
-    }
+    use crate::validation::test_support::{fields, owned};
 
     #[test]
     fn nodes_and_namespaces() {

@@ -129,14 +129,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fields(run: impl FnOnce(&mut Causes)) -> Vec<(String, &'static str)> {
-        let mut c = Causes::default();
-        run(&mut c);
-        c.into_vec()
-            .into_iter()
-            .map(|e| (e.field, e.reason.as_str()))
-            .collect()
-    }
+    use crate::validation::test_support::fields;
 
     #[test]
     fn config_maps() {

@@ -14,6 +14,26 @@ mod pod;
 mod services;
 mod workloads;
 
+/// What the per-kind validation tests share: the (field, reason) pairs a check reports.
+#[cfg(test)]
+mod test_support {
+    use super::cause::Causes;
+
+    pub(super) fn fields(run: impl FnOnce(&mut Causes)) -> Vec<(String, &'static str)> {
+        let mut causes = Causes::default();
+        run(&mut causes);
+        causes
+            .into_vec()
+            .into_iter()
+            .map(|e| (e.field, e.reason.as_str()))
+            .collect()
+    }
+
+    pub(super) fn owned(v: &[(&str, &'static str)]) -> Vec<(String, &'static str)> {
+        v.iter().map(|(f, r)| (f.to_string(), *r)).collect()
+    }
+}
+
 use serde_json::Value;
 
 pub use cause::{CauseReason, FieldCause, summary};
