@@ -345,14 +345,10 @@ async fn workloads_are_scheduled_and_rolled_out_as_kubectl_reports() -> anyhow::
 
     let hungry = write("hungry.yaml", HUNGRY)?;
     kubectl(args(&["apply", "-f", &hungry])).await?;
-    let mut last = String::new();
-    for _ in 0..60 {
-        last = kubectl(args(&["describe", "pod", "hungry"])).await?;
-        if last.contains("FailedScheduling") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let last = until(&k, &["describe", "pod", "hungry"], 60, |out| {
+        out.contains("FailedScheduling")
+    })
+    .await?;
     ensure!(
         last.contains("0/3 nodes are available") && last.contains("Insufficient memory"),
         "{last}"
@@ -387,59 +383,57 @@ async fn workloads_are_scheduled_and_rolled_out_as_kubectl_reports() -> anyhow::
         .lock()
         .map_err(|_| anyhow::anyhow!("lease list poisoned"))?
         .retain(|n| n != "node-b");
-    let mut nodes = String::new();
-    for _ in 0..60 {
-        nodes = kubectl(args(&["get", "nodes"])).await?;
-        if nodes
-            .lines()
+    let node_b_not_ready = |out: &str| {
+        out.lines()
             .any(|l| l.starts_with("node-b") && l.contains("NotReady"))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    ensure!(
-        nodes
-            .lines()
-            .any(|l| l.starts_with("node-b") && l.contains("NotReady")),
-        "{nodes}"
-    );
-    let mut pods = String::new();
-    for _ in 0..90 {
-        pods = kubectl(args(&["get", "pods", "-l", "app=web", "-o", "wide"])).await?;
-        let running_on_a = pods
-            .lines()
-            .filter(|l| l.contains("Running") && l.contains("node-a"))
-            .count();
-        if running_on_a == 4 && !pods.contains("node-b") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    ensure!(
-        pods.lines()
+    };
+    let nodes = until(&k, &["get", "nodes"], 60, node_b_not_ready).await?;
+    ensure!(node_b_not_ready(&nodes), "{nodes}");
+    let all_back_on_a = |out: &str| {
+        out.lines()
             .filter(|l| l.contains("Running") && l.contains("node-a"))
             .count()
             == 4
-            && !pods.contains("node-b"),
+            && !out.contains("node-b")
+    };
+    let web_pods = ["get", "pods", "-l", "app=web", "-o", "wide"];
+    let pods = until(&k, &web_pods, 90, all_back_on_a).await?;
+    ensure!(
+        all_back_on_a(&pods),
         "web pods were not rescheduled off the dead node:\n{pods}"
     );
 
     kubectl(args(&["delete", "deployment", "web"])).await?;
-    for _ in 0..60 {
-        let left = kubectl(args(&[
-            "get",
-            "pods,replicasets",
-            "-l",
-            "app=web",
-            "-o",
-            "name",
-        ]))
-        .await?;
-        if left.trim().is_empty() {
-            return Ok(());
+    let gone = |out: &str| out.trim().is_empty();
+    let left = until(
+        &k,
+        &["get", "pods,replicasets", "-l", "app=web", "-o", "name"],
+        60,
+        gone,
+    )
+    .await?;
+    ensure!(
+        gone(&left),
+        "deleting the deployment left its replicasets or pods behind"
+    );
+    Ok(())
+}
+
+/// Runs kubectl every 500 ms until `done` holds for its output (at most `tries` times);
+/// returns the last output for the caller's assertion.
+async fn until(
+    k: &Kubectl,
+    command: &[&str],
+    tries: usize,
+    done: impl Fn(&str) -> bool,
+) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for _ in 0..tries {
+        out = tokio::task::block_in_place(|| k.run(command))?;
+        if done(&out) {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    anyhow::bail!("deleting the deployment left its replicasets or pods behind")
+    Ok(out)
 }
