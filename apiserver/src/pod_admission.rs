@@ -34,8 +34,8 @@ async fn lookup_runtime_class(
     let runtime_classes = resources::find("node.k8s.io", "v1", "runtimeclasses")
         .ok_or_else(|| ApiError::Internal("runtimeclasses are not registered".into()))?;
     let key = objects::key(runtime_classes, None, class);
-    match server.store.get(&key).await? {
-        Some(kv) => objects::decode(&kv),
+    match server.admission_lookup(&key).await? {
+        Some(runtime_class) => Ok(runtime_class),
         None => Err(ApiError::Forbidden {
             target: target.clone(),
             message: format!("pod rejected: RuntimeClass \"{class}\" not found"),

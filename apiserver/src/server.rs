@@ -43,6 +43,21 @@ impl ApiServer {
     }
 }
 
+impl ApiServer {
+    /// An object as admission reads it: from the watch cache, which spares the request a
+    /// store round trip, or from the store when the cache has not seen it yet (created a
+    /// moment ago) — as kube-apiserver's admission plugins read their informers.
+    pub async fn admission_lookup(&self, key: &str) -> ApiResult<Option<serde_json::Value>> {
+        if let Some(cached) = self.cache.get(key) {
+            return Ok(Some(cached.object.clone()));
+        }
+        match self.store.get(key).await? {
+            Some(kv) => crate::objects::decode(&kv).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Every route of the API server. Requests must carry an authenticated [`User`] extension
 /// (set by the TLS layer or by an in-process caller), except health and version.
 pub fn router(server: Arc<ApiServer>) -> Router {

@@ -100,10 +100,7 @@ async fn create_object(
 }
 
 /// Objects may only be created in a namespace that exists and is not being deleted;
-/// `object` names the object being created, as the 403 does. Like kube-apiserver's
-/// NamespaceLifecycle admission this reads the watch cache, which spares every create a store
-/// round trip; a namespace the cache has not seen yet (created a moment ago) is looked up in
-/// the store.
+/// `object` names the object being created, as the 403 does (NamespaceLifecycle admission).
 async fn ensure_namespace_open(
     server: &ApiServer,
     namespace: &str,
@@ -112,14 +109,10 @@ async fn ensure_namespace_open(
     let namespaces = rkube_api::resources::find("", "v1", "namespaces")
         .ok_or_else(|| ApiError::Internal("namespaces are not registered".into()))?;
     let key = objects::key(namespaces, None, namespace);
-    let deleting = match server.cache.get(&key) {
-        Some(cached) => objects::is_deleting(&cached.object),
-        None => match server.store.get(&key).await? {
-            None => return Err(ApiError::NotFound(ErrorTarget::new(namespaces, namespace))),
-            Some(kv) => objects::is_deleting(&objects::decode(&kv)?),
-        },
+    let Some(found) = server.admission_lookup(&key).await? else {
+        return Err(ApiError::NotFound(ErrorTarget::new(namespaces, namespace)));
     };
-    if deleting {
+    if objects::is_deleting(&found) {
         return Err(ApiError::Forbidden {
             target: object,
             message: format!(
