@@ -9,6 +9,8 @@ pub enum Subresource {
     Binding,
     Log,
     Exec,
+    /// `certificatesigningrequests/approval`: the Approved/Denied conditions.
+    Approval,
 }
 
 impl Subresource {
@@ -19,6 +21,7 @@ impl Subresource {
             Subresource::Binding => "binding",
             Subresource::Log => "log",
             Subresource::Exec => "exec",
+            Subresource::Approval => "approval",
         }
     }
 
@@ -29,6 +32,7 @@ impl Subresource {
             "binding" => Subresource::Binding,
             "log" => Subresource::Log,
             "exec" => Subresource::Exec,
+            "approval" => Subresource::Approval,
             _ => return None,
         })
     }
@@ -231,6 +235,16 @@ pub static RESOURCES: &[ResourceInfo] = &[
         &[],
         &[],
         &[],
+    ),
+    res(
+        "certificates.k8s.io",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        false,
+        &["csr"],
+        &[],
+        &[Status, Approval],
     ),
     res(
         "coordination.k8s.io",

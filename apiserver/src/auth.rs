@@ -9,7 +9,17 @@ pub struct User {
     pub groups: Vec<String>,
 }
 
+/// The user of a request without credentials, where one is allowed at all.
+pub const ANONYMOUS: &str = "system:anonymous";
+
 impl User {
+    pub fn anonymous() -> User {
+        User {
+            name: ANONYMOUS.into(),
+            groups: vec!["system:unauthenticated".into()],
+        }
+    }
+
     /// The identity a client certificate carries: CN is the user, each O a group.
     pub fn from_certificate(der: &[u8]) -> Option<User> {
         let (_, cert) = X509Certificate::from_der(der).ok()?;

@@ -189,6 +189,7 @@ fn subresource_json(r: &ResourceInfo, sub: Subresource) -> Value {
         Subresource::Binding => ("Binding", &["create"]),
         Subresource::Log => ("Pod", &["get"]),
         Subresource::Exec => ("PodExecOptions", &["create", "get"]),
+        Subresource::Approval => (r.kind, &["get", "patch", "update"]),
     };
     out["kind"] = json!(kind);
     out["verbs"] = json!(verbs);

@@ -52,6 +52,15 @@ impl Target {
             format!("{}.{} \"{}\"", self.resource, self.group, self.name)
         }
     }
+
+    /// `pods "web"`, or just `pods` when no single object is addressed (a list, a create).
+    fn subject(&self) -> String {
+        match (self.name.is_empty(), self.group.is_empty()) {
+            (false, _) => self.qualified(),
+            (true, true) => self.resource.clone(),
+            (true, false) => format!("{}.{}", self.resource, self.group),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +98,7 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("Unauthorized")]
     Unauthorized,
-    #[error("{} is forbidden: {message}", .target.qualified())]
+    #[error("{} is forbidden: {message}", .target.subject())]
     Forbidden { target: Target, message: String },
     #[error("{0}")]
     Internal(String),

@@ -8,6 +8,7 @@ use axum::response::Response;
 use rkube_api::resources::Subresource;
 use serde_json::Value;
 
+use crate::auth::User;
 use crate::body::{self, Wanted};
 use crate::error::{ApiError, ApiResult};
 use crate::objects;
@@ -17,6 +18,7 @@ use crate::{list, subresources, watch, write};
 
 pub async fn handle(
     server: &Arc<ApiServer>,
+    user: &User,
     method: &Method,
     target: &Target,
     params: &Params,
@@ -30,7 +32,7 @@ pub async fn handle(
             watch::watch(server, target, params, wanted).await
         }
         (&Method::GET, false, _) => list::list(server, target, params, wanted).await,
-        (&Method::GET, true, None | Some(Subresource::Status)) => {
+        (&Method::GET, true, None | Some(Subresource::Status | Subresource::Approval)) => {
             get(server, target, params, wanted).await
         }
         (&Method::GET, true, Some(Subresource::Scale)) => {
@@ -38,13 +40,13 @@ pub async fn handle(
         }
         (&Method::POST, false, None) => {
             let bytes = body::read(request_body).await?;
-            write::create(server, target, params, headers, &bytes).await
+            write::create(server, user, target, params, headers, &bytes).await
         }
         (&Method::POST, true, Some(Subresource::Binding)) => {
             let bytes = body::read(request_body).await?;
             subresources::bind(server, target, headers, &bytes).await
         }
-        (&Method::PUT, true, None | Some(Subresource::Status)) => {
+        (&Method::PUT, true, None | Some(Subresource::Status | Subresource::Approval)) => {
             let bytes = body::read(request_body).await?;
             write::update(server, target, params, headers, &bytes).await
         }
@@ -52,9 +54,9 @@ pub async fn handle(
             let bytes = body::read(request_body).await?;
             subresources::update_scale(server, target, params, headers, &bytes, false).await
         }
-        (&Method::PATCH, true, None | Some(Subresource::Status)) => {
+        (&Method::PATCH, true, None | Some(Subresource::Status | Subresource::Approval)) => {
             let bytes = body::read(request_body).await?;
-            write::patch(server, target, params, headers, &bytes).await
+            write::patch(server, user, target, params, headers, &bytes).await
         }
         (&Method::PATCH, true, Some(Subresource::Scale)) => {
             let bytes = body::read(request_body).await?;

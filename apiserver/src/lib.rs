@@ -3,8 +3,11 @@
 pub mod admission;
 pub mod allocate;
 pub mod auth;
+pub mod authorize;
 pub mod body;
+pub mod bootstrap;
 pub mod cache;
+pub mod csr;
 pub mod discovery;
 pub mod error;
 pub mod filters;

@@ -223,6 +223,14 @@ pub fn kubeconfig(server: &str, ca: &str, cert: &str, key: &str, user: &str) -> 
     )
 }
 
+/// A kubeconfig naming only the cluster (server and CA), as kube-public/cluster-info holds.
+pub fn cluster_only_kubeconfig(server: &str, ca: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: rkube\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\ncontexts: []\nusers: []\n",
+        STANDARD.encode(ca),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,7 +65,7 @@ fn parse<T: Message + Serialize>(kind: &str, raw: &[u8]) -> Result<Value, Protob
 
 /// The serde form of a message of the given type.
 fn message_json(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, ProtobufError> {
-    use api::{apps, autoscaling, batch, coordination, core, discovery, node};
+    use api::{apps, autoscaling, batch, certificates, coordination, core, discovery, node};
     match (api_version, kind) {
         ("v1", "Pod") => parse::<core::v1::Pod>(kind, raw),
         ("v1", "ConfigMap") => parse::<core::v1::ConfigMap>(kind, raw),
@@ -84,6 +84,9 @@ fn message_json(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, Prot
         ("batch/v1", "Job") => parse::<batch::v1::Job>(kind, raw),
         ("batch/v1", "CronJob") => parse::<batch::v1::CronJob>(kind, raw),
         ("node.k8s.io/v1", "RuntimeClass") => parse::<node::v1::RuntimeClass>(kind, raw),
+        ("certificates.k8s.io/v1", "CertificateSigningRequest") => {
+            parse::<certificates::v1::CertificateSigningRequest>(kind, raw)
+        }
         ("coordination.k8s.io/v1", "Lease") => parse::<coordination::v1::Lease>(kind, raw),
         ("discovery.k8s.io/v1", "EndpointSlice") => {
             parse::<discovery::v1::EndpointSlice>(kind, raw)

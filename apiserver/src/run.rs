@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::csr::{CertSigner, SignerError};
 use crate::error::ApiError;
 use crate::pki::{ClusterPki, PkiError};
 use crate::serve::{self, ServeError};
@@ -33,7 +34,12 @@ pub enum RunError {
     Api(#[from] ApiError),
     #[error("serve: {0}")]
     Serve(#[from] ServeError),
+    #[error("certificate signer: {0}")]
+    Signer(#[from] SignerError),
 }
+
+/// The ConfigMap in kube-public that joining nodes discover the cluster from.
+pub const CLUSTER_INFO: &str = "cluster-info";
 
 /// The namespaces kube-apiserver keeps in existence.
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -87,6 +93,61 @@ pub async fn ensure_system_namespaces(server: &ApiServer) -> Result<(), RunError
     Ok(())
 }
 
+/// Publishes `kube-public/cluster-info`, readable without credentials: a kubeconfig with the
+/// server URL and the CA, which a joining node checks against the CA hash it was given
+/// (kubeadm's discovery). Rewritten when the URL or CA changes.
+pub async fn publish_cluster_info(
+    server: &ApiServer,
+    url: &str,
+    ca_pem: &str,
+) -> Result<(), RunError> {
+    let configmaps = rkube_api::resources::find("", "v1", "configmaps")
+        .ok_or_else(|| ApiError::Internal("configmaps are not registered".into()))?;
+    let key = crate::objects::key(configmaps, Some("kube-public"), CLUSTER_INFO);
+    let kubeconfig = crate::pki::cluster_only_kubeconfig(url, ca_pem);
+    let existing = server.store.get(&key).await?;
+    let current = existing.as_ref().map(crate::objects::decode).transpose()?;
+    if current
+        .as_ref()
+        .and_then(|cm| cm.pointer("/data/kubeconfig"))
+        .and_then(|v| v.as_str())
+        == Some(kubeconfig.as_str())
+    {
+        return Ok(());
+    }
+    let mut obj = current.unwrap_or_else(|| {
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": CLUSTER_INFO,
+                "namespace": "kube-public",
+                "uid": uuid::Uuid::new_v4().to_string(),
+                "creationTimestamp": crate::objects::now_rfc3339(),
+            },
+        })
+    });
+    obj["data"] = json!({"kubeconfig": kubeconfig});
+    if let Some(map) = obj.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        map.remove("resourceVersion");
+    }
+    match existing {
+        Some(kv) => {
+            server
+                .store
+                .update(&key, crate::objects::encode(&obj), kv.mod_revision)
+                .await?;
+        }
+        None => {
+            server
+                .store
+                .create(&key, crate::objects::encode(&obj))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the API server until `shutdown` resolves.
 pub async fn run(
     options: Options,
@@ -100,12 +161,15 @@ pub async fn run(
     let pki = ClusterPki::ensure(&options.data_dir, &hosts)?;
     let store = open_store(&options).await?;
     let api = ApiServer::new(store).await?;
+    let signer = CertSigner::new(&pki.ca_cert, &pki.ca_key)?;
+    let _ = api.signer.set(Arc::new(signer));
     ensure_system_namespaces(&api).await?;
     let listener = serve::bind(options.listen).await?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: options.listen,
         source,
     })?;
+    publish_cluster_info(&api, &format!("https://{local}"), &pki.ca_cert).await?;
     let kubeconfig = options.data_dir.join("kubeconfig");
     crate::pki::write_private(
         &kubeconfig,

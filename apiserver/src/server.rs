@@ -1,11 +1,11 @@
 //! The API server as an axum `Router`: tests and in-process components call it directly,
 //! `serve` puts it behind TLS.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::auth::User;
 use crate::cache::WatchCache;
+use crate::csr::CertSigner;
 use crate::error::{ApiError, ApiResult};
 use crate::request::{Params, Target};
 use crate::store::Store;
@@ -25,6 +26,8 @@ const WATCH_WINDOW: usize = 100_000;
 pub struct ApiServer {
     pub store: Arc<dyn Store>,
     pub cache: Arc<WatchCache>,
+    /// Signs approved client certificate requests; unset, requests stay unsigned.
+    pub signer: OnceLock<Arc<CertSigner>>,
 }
 
 impl ApiServer {
@@ -39,7 +42,11 @@ impl ApiServer {
         window: usize,
     ) -> ApiResult<Arc<ApiServer>> {
         let cache = WatchCache::start(Arc::clone(&store), window).await?;
-        Ok(Arc::new(ApiServer { store, cache }))
+        Ok(Arc::new(ApiServer {
+            store,
+            cache,
+            signer: OnceLock::new(),
+        }))
     }
 }
 
@@ -76,7 +83,10 @@ pub fn router(server: Arc<ApiServer>) -> Router {
         .route("/api/{*rest}", any(core_request))
         .route("/apis/{*rest}", any(group_request))
         .fallback(|| async { ApiError::NoSuchRoute })
-        .layer(middleware::from_fn(authenticate))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&server),
+            authenticate,
+        ))
         .with_state(server)
 }
 
@@ -91,15 +101,51 @@ fn is_public(path: &str) -> bool {
     )
 }
 
-async fn authenticate(request: Request, next: Next) -> Response {
+/// The TLS layer has set the user of a client certificate; a bearer token (a bootstrap
+/// token) authenticates a request that has none. A bad token is refused even on public
+/// paths, as kube-apiserver does.
+async fn authenticate(
+    State(server): State<Arc<ApiServer>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if request.extensions().get::<User>().is_none()
+        && let Some(bearer) = bearer_token(request.headers())
+    {
+        match crate::bootstrap::authenticate(&server, bearer).await {
+            Ok(user) => {
+                request.extensions_mut().insert(user);
+            }
+            Err(err) => return err.into_response(),
+        }
+    }
+    if request.extensions().get::<User>().is_none()
+        && request.method() == Method::GET
+        && request.uri().path() == CLUSTER_INFO_PATH
+    {
+        request.extensions_mut().insert(User::anonymous());
+    }
     if !is_public(request.uri().path()) && request.extensions().get::<User>().is_none() {
         return ApiError::Unauthorized.into_response();
     }
     next.run(request).await
 }
 
+/// What a joining node reads before it has credentials (see `run::publish_cluster_info`).
+const CLUSTER_INFO_PATH: &str = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 async fn core_request(
     State(server): State<Arc<ApiServer>>,
+    Extension(user): Extension<User>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -109,7 +155,7 @@ async fn core_request(
     match segments.as_slice() {
         ["v1"] | ["v1", ""] => discovery::resource_list("", "v1"),
         ["v1", rest @ ..] => {
-            resource_request(&server, "", "v1", rest, method, &uri, headers, body).await
+            resource_request(&server, &user, "", "v1", rest, method, &uri, headers, body).await
         }
         _ => ApiError::NoSuchRoute.into_response(),
     }
@@ -117,6 +163,7 @@ async fn core_request(
 
 async fn group_request(
     State(server): State<Arc<ApiServer>>,
+    Extension(user): Extension<User>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -127,7 +174,10 @@ async fn group_request(
         [group] | [group, ""] => discovery::group(group),
         [group, version] | [group, version, ""] => discovery::resource_list(group, version),
         [group, version, rest @ ..] => {
-            resource_request(&server, group, version, rest, method, &uri, headers, body).await
+            resource_request(
+                &server, &user, group, version, rest, method, &uri, headers, body,
+            )
+            .await
         }
         _ => ApiError::NoSuchRoute.into_response(),
     }
@@ -136,6 +186,7 @@ async fn group_request(
 #[allow(clippy::too_many_arguments)]
 async fn resource_request(
     server: &Arc<ApiServer>,
+    user: &User,
     group: &str,
     version: &str,
     rest: &[&str],
@@ -156,7 +207,9 @@ async fn resource_request(
     );
     let result = async {
         let params = Params::from_query(uri.query())?;
-        handlers::handle(server, &method, &target, &params, &headers, body).await
+        let verb = crate::authorize::verb(&method, &target, &params);
+        crate::authorize::authorize(user, verb, &target)?;
+        handlers::handle(server, user, &method, &target, &params, &headers, body).await
     }
     .instrument(span)
     .await;

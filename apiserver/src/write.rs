@@ -7,6 +7,7 @@ use rkube_api::resources::Subresource;
 use serde_json::{Value, json};
 
 use crate::admission::{self, FieldValidation};
+use crate::auth::User;
 use crate::body::{self, PatchKind, Wanted};
 use crate::error::{ApiError, ApiResult, Target as ErrorTarget};
 use crate::filters::Filter;
@@ -38,13 +39,14 @@ fn decode_checked(
 
 pub async fn create(
     server: &ApiServer,
+    user: &User,
     target: &Target,
     params: &Params,
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> ApiResult<Response> {
     let (mut obj, warnings) = decode_checked(target, params, headers, bytes)?;
-    let created = create_object(server, target, params, &mut obj, None).await?;
+    let created = create_object(server, user, target, params, &mut obj, None).await?;
     respond(
         target,
         params,
@@ -58,6 +60,7 @@ pub async fn create(
 /// Admits and stores a new object; `manager` records an apply's field manager.
 async fn create_object(
     server: &ApiServer,
+    user: &User,
     target: &Target,
     params: &Params,
     obj: &mut Value,
@@ -84,7 +87,14 @@ async fn create_object(
         crate::pod_admission::admit_new_pod(server, &ErrorTarget::new(resource, &name), obj)
             .await?;
     }
+    let is_csr = resource.group == "certificates.k8s.io";
+    if is_csr {
+        crate::csr::admit_new(user, obj, &ErrorTarget::new(resource, &name))?;
+    }
     admission::default_and_validate(resource, obj, None)?;
+    if is_csr {
+        crate::csr::approve_and_sign(server.signer.get().map(AsRef::as_ref), user, obj);
+    }
     crate::allocate::on_create(server, resource, obj).await?;
     if params.dry_run() {
         return Ok(obj.clone());
@@ -149,6 +159,7 @@ pub async fn update(
 
 pub async fn patch(
     server: &ApiServer,
+    user: &User,
     target: &Target,
     params: &Params,
     headers: &HeaderMap,
@@ -158,7 +169,7 @@ pub async fn patch(
     let wanted = body::wanted(headers)?;
     let mode = FieldValidation::from_params(params)?;
     if kind == PatchKind::Apply {
-        return apply(server, target, params, wanted, patch, mode).await;
+        return apply(server, user, target, params, wanted, patch, mode).await;
     }
     let precondition = patch
         .pointer("/metadata/resourceVersion")
@@ -179,6 +190,7 @@ pub async fn patch(
 /// configuration onto it and records the field manager.
 async fn apply(
     server: &ApiServer,
+    user: &User,
     target: &Target,
     params: &Params,
     wanted: Wanted,
@@ -201,7 +213,7 @@ async fn apply(
             Err(ApiError::NotFound(_)) => {
                 let mut obj = applied.clone();
                 admission::check_identity(target, &mut obj)?;
-                match create_object(server, target, params, &mut obj, Some(&manager)).await {
+                match create_object(server, user, target, params, &mut obj, Some(&manager)).await {
                     Err(ApiError::AlreadyExists(_)) => continue,
                     Err(other) => return Err(other),
                     Ok(created) => {
@@ -287,6 +299,17 @@ pub async fn guaranteed_update(
             Some(Subresource::Status) => {
                 let mut next = current.clone();
                 next["status"] = desired.get("status").cloned().unwrap_or(Value::Null);
+                next
+            }
+            // Approval changes the conditions only; the signer acts on an approval at once.
+            Some(Subresource::Approval) => {
+                let mut next = current.clone();
+                let conditions = desired.pointer("/status/conditions").cloned();
+                if !next.get("status").is_some_and(Value::is_object) {
+                    next["status"] = serde_json::json!({});
+                }
+                next["status"]["conditions"] = conditions.unwrap_or(Value::Null);
+                crate::csr::sign_if_approved(server.signer.get().map(AsRef::as_ref), &mut next);
                 next
             }
             _ if resource.has_subresource(Subresource::Status) => {

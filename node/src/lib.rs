@@ -12,6 +12,7 @@ mod error;
 mod host;
 pub mod image_source;
 pub mod images;
+pub mod join;
 mod options;
 pub mod paths;
 mod pod_state;

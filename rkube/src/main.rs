@@ -43,9 +43,18 @@ enum Command {
     },
     /// Run a node agent that runs the pods bound to this node (wasm runtime for now).
     Node {
-        /// The kubeconfig to reach the API server with (bootstrap-token joining comes later).
-        #[arg(long, env = "KUBECONFIG")]
-        kubeconfig: PathBuf,
+        /// The kubeconfig to reach the API server with; or join with --server and --token.
+        #[arg(long, env = "KUBECONFIG", required_unless_present = "server")]
+        kubeconfig: Option<PathBuf>,
+        /// The API server to join (`https://host:port`), with a bootstrap token.
+        #[arg(long, requires = "token")]
+        server: Option<String>,
+        /// A bootstrap token (`rkube token create` prints one in a join command).
+        #[arg(long, env = "RKUBE_TOKEN")]
+        token: Option<String>,
+        /// The cluster CA's public key hash (`sha256:…`) to check the server against.
+        #[arg(long)]
+        ca_cert_hash: Option<String>,
         /// The Node name; the host name by default.
         #[arg(long)]
         name: Option<String>,
@@ -69,6 +78,11 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         insecure_registry: Vec<String>,
     },
+    /// Manage bootstrap tokens for joining nodes.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Run the scheduler against an API server.
     Scheduler {
         #[command(flatten)]
@@ -81,6 +95,22 @@ enum Command {
         /// How long a node may go without renewing its Lease before it is marked unreachable.
         #[arg(long, default_value = "50s", value_parser = parse_duration)]
         node_monitor_grace_period: Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a bootstrap token and print the `rkube node` command that joins with it.
+    Create {
+        /// An admin kubeconfig; `DATA_DIR/kubeconfig` by default.
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        /// How long the token may be used to join; `0s` never expires.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        ttl: Duration,
+        /// A note stored with the token.
+        #[arg(long, default_value = "created by rkube token create")]
+        description: String,
     },
 }
 
@@ -121,6 +151,37 @@ async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
         .await
         .context("loading the kubeconfig")?;
     kube::Client::try_from(config).context("building the API client")
+}
+
+/// Creates a bootstrap token through the API and returns the `rkube node` line that joins
+/// the cluster of `kubeconfig` with it.
+async fn create_join_token(
+    kubeconfig: &Path,
+    ttl: Duration,
+    description: &str,
+) -> anyhow::Result<String> {
+    let parsed = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let cluster = parsed
+        .clusters
+        .first()
+        .and_then(|c| c.cluster.clone())
+        .context("the kubeconfig names no cluster")?;
+    let server = cluster.server.context("the kubeconfig has no server")?;
+    let ca = cluster
+        .certificate_authority_data
+        .context("the kubeconfig has no certificate-authority-data")?;
+    let ca = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, ca)
+        .context("certificate-authority-data is not base64")?;
+    let hash = rkube_client::bootstrap::ca_cert_hash(&String::from_utf8_lossy(&ca))?;
+    let client = client_from_kubeconfig(kubeconfig).await?;
+    let token = rkube_client::bootstrap::Token::generate();
+    let ttl = (!ttl.is_zero()).then_some(ttl);
+    rkube_client::bootstrap::create(client, &token, ttl, description).await?;
+    Ok(format!(
+        "rkube node --server {server} --token {} --ca-cert-hash {hash} --runtime wasm",
+        token.text()
+    ))
 }
 
 /// `/var/lib/rkube` as root, else `$XDG_DATA_HOME/rkube` (or `~/.local/share/rkube`).
@@ -188,6 +249,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Node {
             kubeconfig,
+            server,
+            token,
+            ca_cert_hash,
             name,
             data_dir,
             runtime,
@@ -210,7 +274,23 @@ async fn main() -> anyhow::Result<()> {
                     .trim()
                     .to_string(),
             };
-            let client = client_from_kubeconfig(&kubeconfig).await?;
+            let client = match (server, token, kubeconfig) {
+                (Some(server), Some(token), _) => {
+                    let join = rkube_node::join::Join {
+                        server: &server,
+                        token: &token,
+                        ca_cert_hash: ca_cert_hash.as_deref(),
+                        node_name: &name,
+                        kubeconfig: &data_dir.join("kubeconfig"),
+                    };
+                    let config = rkube_node::join::client_config(&join)
+                        .await
+                        .context("joining the cluster")?;
+                    kube::Client::try_from(config).context("building the API client")?
+                }
+                (_, _, Some(kubeconfig)) => client_from_kubeconfig(&kubeconfig).await?,
+                _ => anyhow::bail!("pass --kubeconfig, or --server and --token to join"),
+            };
             let options = rkube_node::NodeOptions::new(
                 name,
                 data_dir,
@@ -243,6 +323,18 @@ async fn main() -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("pushing {}", file.display()))?;
             println!("{reference}@{digest}");
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    kubeconfig,
+                    ttl,
+                    description,
+                },
+        } => {
+            let kubeconfig = kubeconfig.unwrap_or_else(|| default_data_dir().join("kubeconfig"));
+            let line = create_join_token(&kubeconfig, ttl, &description).await?;
+            println!("{line}");
         }
         Command::Scheduler { component } => {
             let client = client_from_kubeconfig(&component.kubeconfig).await?;

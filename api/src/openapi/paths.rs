@@ -197,6 +197,7 @@ impl<'a> ResourcePaths<'a> {
         for sub in self.info.subresources {
             let item = match sub {
                 Subresource::Status => self.read_write_item("Status", &self.kind, &self.gvk),
+                Subresource::Approval => self.read_write_item("Approval", &self.kind, &self.gvk),
                 Subresource::Scale => {
                     let scale = add_scale(c);
                     self.read_write_item("Scale", &scale, &Gvk::new("autoscaling", "v1", "Scale"))

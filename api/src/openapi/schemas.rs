@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, node};
+use k8s_openapi::api::{
+    apps, autoscaling, batch, certificates, coordination, core, discovery, node,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Map, Value, json};
@@ -206,6 +208,9 @@ fn resource_component(c: &mut Components, r: &ResourceInfo, gvk: &Gvk) -> Option
         ("batch", "v1", "Job") => c.add_kind::<batch::v1::Job>(gvk),
         ("batch", "v1", "CronJob") => c.add_kind::<batch::v1::CronJob>(gvk),
         ("node.k8s.io", "v1", "RuntimeClass") => c.add_kind::<node::v1::RuntimeClass>(gvk),
+        ("certificates.k8s.io", "v1", "CertificateSigningRequest") => {
+            c.add_kind::<certificates::v1::CertificateSigningRequest>(gvk)
+        }
         ("coordination.k8s.io", "v1", "Lease") => c.add_kind::<coordination::v1::Lease>(gvk),
         ("discovery.k8s.io", "v1", "EndpointSlice") => {
             c.add_kind::<discovery::v1::EndpointSlice>(gvk)

@@ -1,10 +1,11 @@
-//! Rows for cluster-level kinds: nodes, namespaces, events, leases and runtime classes.
+//! Rows for cluster-level kinds: nodes, namespaces, events, leases, runtime classes and
+//! certificate signing requests.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::time::{age, since, timestamp_at};
+use super::time::{age, human_duration, since, timestamp_at};
 use super::{AGE, Column, NAME, flag, int, list, name, non_empty_or, text};
 
 pub(super) const NODE_COLUMNS: &[Column] = &[
@@ -261,6 +262,65 @@ pub(super) fn runtimeclass_cells(runtime_class: &Value, now: i64) -> Vec<Value> 
     ]
 }
 
+pub(super) const CSR_COLUMNS: &[Column] = &[
+    NAME,
+    AGE,
+    Column::new(
+        "SignerName",
+        "string",
+        "The signer the certificate is requested from.",
+    ),
+    Column::new("Requestor", "string", "The user who created the request."),
+    Column::new(
+        "RequestedDuration",
+        "string",
+        "How long the requested certificate should be valid.",
+    ),
+    Column::new(
+        "Condition",
+        "string",
+        "The request's approval and issuance state.",
+    ),
+];
+
+pub(super) fn csr_cells(csr: &Value, now: i64) -> Vec<Value> {
+    let duration = csr
+        .pointer("/spec/expirationSeconds")
+        .and_then(Value::as_i64)
+        .map_or_else(|| "<none>".to_string(), human_duration);
+    vec![
+        name(csr).into(),
+        age(csr, now).into(),
+        text(csr, "/spec/signerName").into(),
+        text(csr, "/spec/username").into(),
+        duration.into(),
+        csr_condition(csr).into(),
+    ]
+}
+
+/// `Approved,Issued`, `Denied`, `Pending`… as kubectl shows a CSR's state.
+fn csr_condition(csr: &Value) -> String {
+    let mut shown: Vec<&str> = csr
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("status").and_then(Value::as_str) != Some("False"))
+        .filter_map(|c| c.get("type").and_then(Value::as_str))
+        .collect();
+    if csr
+        .pointer("/status/certificate")
+        .is_some_and(|c| c.as_str() != Some(""))
+    {
+        shown.push("Issued");
+    }
+    if shown.is_empty() {
+        "Pending".into()
+    } else {
+        shown.join(",")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,5 +464,24 @@ mod tests {
         assert_eq!(cells[0], json!("20s"));
         assert_eq!(cells[7..9], [json!("10m"), json!(7)]);
         assert_eq!(event_cells(&json!({}), NOW)[0], json!("<unknown>"));
+    }
+
+    #[test]
+    fn csr_rows_show_requestor_and_state() {
+        let mut csr = json!({"metadata": {"name": "node-csr-a", "creationTimestamp": "2023-11-14T22:13:00Z"},
+            "spec": {"signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+                "username": "system:bootstrap:abcdef", "expirationSeconds": 86400}});
+        assert_eq!(
+            csr_cells(&csr, NOW)[2..],
+            [
+                json!("kubernetes.io/kube-apiserver-client-kubelet"),
+                json!("system:bootstrap:abcdef"),
+                json!("24h"),
+                json!("Pending"),
+            ]
+        );
+        csr["status"] = json!({"conditions": [{"type": "Approved", "status": "True"}],
+            "certificate": "LS0t"});
+        assert_eq!(csr_cells(&csr, NOW)[5], json!("Approved,Issued"));
     }
 }

@@ -138,6 +138,9 @@ fn printer(resource: &ResourceInfo) -> Printer {
         ("apps", "statefulsets") => (workloads::STATEFULSET_COLUMNS, workloads::statefulset_cells),
         ("batch", "jobs") => (workloads::JOB_COLUMNS, workloads::job_cells),
         ("batch", "cronjobs") => (workloads::CRONJOB_COLUMNS, workloads::cronjob_cells),
+        ("certificates.k8s.io", "certificatesigningrequests") => {
+            (cluster::CSR_COLUMNS, cluster::csr_cells)
+        }
         ("coordination.k8s.io", "leases") => (cluster::LEASE_COLUMNS, cluster::lease_cells),
         ("node.k8s.io", "runtimeclasses") => {
             (cluster::RUNTIMECLASS_COLUMNS, cluster::runtimeclass_cells)

@@ -1,7 +1,7 @@
 //! Strict decoding: typing a JSON object as its k8s-openapi kind and finding the fields the
 //! type does not know (k8s-openapi drops them silently, Kubernetes reports them).
 
-use k8s_openapi::api::{apps, batch, coordination, core, discovery, node};
+use k8s_openapi::api::{apps, batch, certificates, coordination, core, discovery, node};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -40,6 +40,9 @@ pub fn decode_strict(resource: &ResourceInfo, obj: &Value) -> Result<Vec<String>
         "Job" => unknown_fields::<batch::v1::Job>(resource, obj),
         "CronJob" => unknown_fields::<batch::v1::CronJob>(resource, obj),
         "RuntimeClass" => unknown_fields::<node::v1::RuntimeClass>(resource, obj),
+        "CertificateSigningRequest" => {
+            unknown_fields::<certificates::v1::CertificateSigningRequest>(resource, obj)
+        }
         "Lease" => unknown_fields::<coordination::v1::Lease>(resource, obj),
         "EndpointSlice" => unknown_fields::<discovery::v1::EndpointSlice>(resource, obj),
         other => Err(DecodeError::UnknownKind {

@@ -2,6 +2,7 @@
 //! and strict decoding for 400s and `fieldValidation=Strict|Warn`.
 
 mod cause;
+mod certificates;
 mod cluster;
 mod config;
 mod container;
@@ -67,6 +68,7 @@ pub fn validate(resource: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Ve
         "CronJob" => workloads::validate_cronjob(obj, &mut c),
         "RuntimeClass" => cluster::validate_runtime_class(obj, old, &mut c),
         "Lease" => cluster::validate_lease(obj, &mut c),
+        "CertificateSigningRequest" => certificates::validate_csr(obj, old, &mut c),
         "EndpointSlice" => services::validate_endpoint_slice(obj, old, &mut c),
         // ServiceAccounts have nothing to check beyond their metadata.
         _ => {}
