@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::kubelet_proxy::TlsKubeletConnector;
 use crate::pki::{ClusterPki, PkiError};
 use crate::serve::{self, ServeError};
 use crate::server::{self, ApiServer};
@@ -99,7 +100,8 @@ pub async fn run(
     })?;
     let pki = ClusterPki::ensure(&options.data_dir, &hosts)?;
     let store = open_store(&options).await?;
-    let api = ApiServer::new(store).await?;
+    let kubelet = Arc::new(TlsKubeletConnector::new(&pki)?);
+    let api = ApiServer::with_kubelet(store, kubelet).await?;
     ensure_system_namespaces(&api).await?;
     let listener = serve::bind(options.listen).await?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
