@@ -17,7 +17,7 @@ use crate::server::ApiServer;
 use crate::{kubelet_proxy, list, subresources, watch, write};
 
 /// What of a request the verbs read besides its target and query.
-pub struct Incoming<'a> {
+pub struct RequestParts<'a> {
     pub method: &'a Method,
     pub headers: &'a HeaderMap,
     pub body: Body,
@@ -29,15 +29,16 @@ pub async fn handle(
     server: &Arc<ApiServer>,
     target: &Target,
     params: &Params,
-    request: Incoming<'_>,
+    request: RequestParts<'_>,
 ) -> ApiResult<Response> {
-    let Incoming {
+    let RequestParts {
         method,
         headers,
         body: request_body,
         upgrade,
     } = request;
     let sub = target.subresource;
+    // Logs and exec sessions are not objects: they skip the Accept negotiation below.
     match (method, target.name.is_some(), sub) {
         (&Method::GET, true, Some(Subresource::Log)) => {
             return kubelet_proxy::log::log(server, target, params).await;

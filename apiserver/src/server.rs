@@ -166,7 +166,7 @@ async fn resource_request(
     );
     let result = async {
         let params = Params::from_query(uri.query())?;
-        let request = handlers::Incoming {
+        let request = handlers::RequestParts {
             method: &method,
             headers: &headers,
             body,

@@ -9,12 +9,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Extension, Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::extract::{Extension, FromRequest, Path, RawQuery, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::Bytes;
 use futures::{AsyncBufReadExt, SinkExt, StreamExt};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, LogParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -26,6 +28,7 @@ use rkube_apiserver::serve;
 use rkube_apiserver::server::{ApiServer, router};
 use rkube_apiserver::store::memory::MemoryStore;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -102,11 +105,48 @@ async fn exec(
     Path((ns, pod, container)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
     user: Option<Extension<User>>,
-    ws: WebSocketUpgrade,
+    request: Request,
 ) -> Response {
     kubelet.record(format!("/exec/{ns}/{pod}/{container}"), query, user);
-    ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
-        .on_upgrade(echo_stdin)
+    let spdy = request
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"SPDY/3.1"));
+    if spdy {
+        return spdy_echo(request);
+    }
+    match WebSocketUpgrade::from_request(request, &()).await {
+        Ok(ws) => ws
+            .protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
+            .on_upgrade(echo_stdin),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// Accepts a SPDY upgrade with the first stream protocol the client offered and echoes the
+/// raw bytes: enough to show the proxy passes SPDY through without understanding it.
+fn spdy_echo(mut request: Request) -> Response {
+    let Some(upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let version = request
+        .headers()
+        .get("x-stream-protocol-version")
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("none"));
+    tokio::spawn(async move {
+        if let Ok(upgraded) = upgrade.await {
+            let (mut from, mut to) = tokio::io::split(TokioIo::new(upgraded));
+            let _ = tokio::io::copy(&mut from, &mut to).await;
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "SPDY/3.1")
+        .header("x-stream-protocol-version", version)
+        .body(Body::empty())
+        .unwrap()
 }
 
 /// A `cat`: stdin (channel 0) comes back on stdout (1); v5's close of stdin (255, 0) ends the
@@ -459,6 +499,42 @@ async fn exec_websocket_is_spliced_through_to_the_kubelet() {
     assert!(status.ends_with(br#""status":"Success"}"#));
     let closed = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
     assert!(matches!(closed, Some(Ok(tungstenite::Message::Close(_)))));
+}
+
+#[tokio::test]
+async fn exec_passes_spdy_upgrades_through() {
+    let cluster = start().await;
+    let mut tls = admin_tls(&cluster).await;
+    let request = "POST /api/v1/namespaces/default/pods/web/exec?command=cat&stdin=true&stdout=true HTTP/1.1\r\n\
+        Host: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+        X-Stream-Protocol-Version: v4.channel.k8s.io\r\nX-Stream-Protocol-Version: v3.channel.k8s.io\r\n\
+        Content-Length: 0\r\n\r\n";
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = tokio::time::timeout(WAIT, tls.read_u8())
+            .await
+            .unwrap()
+            .unwrap();
+        head.push(byte);
+    }
+    let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: spdy/3.1"), "{head}");
+    assert!(
+        head.contains("x-stream-protocol-version: v4.channel.k8s.io"),
+        "{head}"
+    );
+    assert_eq!(cluster.kubelet.last().query, "command=cat&input=1&output=1");
+
+    let frames = b"\x80\x03\x00\x01 opaque spdy bytes";
+    tls.write_all(frames).await.unwrap();
+    let mut echoed = vec![0; frames.len()];
+    tokio::time::timeout(WAIT, tls.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed, frames);
 }
 
 #[tokio::test]
