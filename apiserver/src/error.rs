@@ -104,6 +104,9 @@ pub enum ApiError {
     Internal(String),
     #[error("{0}")]
     ServiceUnavailable(String),
+    /// An error a backend (a kubelet) answered with, passed on with its code.
+    #[error("{message}")]
+    Upstream { code: StatusCode, message: String },
 }
 
 fn summarize(causes: &[Cause]) -> String {
@@ -121,6 +124,26 @@ fn summarize(causes: &[Cause]) -> String {
         parts[0].clone()
     } else {
         format!("[{}]", parts.join(", "))
+    }
+}
+
+/// The Status reason kube-apiserver gives a backend's error code (`NewGenericServerResponse`).
+fn reason_for(code: StatusCode) -> &'static str {
+    match code.as_u16() {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        406 => "NotAcceptable",
+        409 => "Conflict",
+        415 => "UnsupportedMediaType",
+        422 => "Invalid",
+        429 => "TooManyRequests",
+        500 => "InternalError",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "Unknown",
     }
 }
 
@@ -142,6 +165,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream { code, .. } => *code,
         }
     }
 
@@ -162,6 +186,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => "Forbidden",
             ApiError::Internal(_) => "InternalError",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
+            ApiError::Upstream { code, .. } => reason_for(*code),
         }
     }
 
@@ -300,6 +325,18 @@ mod tests {
             "Pod \"p\" is invalid: [spec.containers: Required value, metadata.name: Invalid value]"
         );
         assert_eq!(status["details"]["causes"][1]["field"], "metadata.name");
+    }
+
+    #[test]
+    fn upstream_errors_keep_their_code() {
+        let status = ApiError::Upstream {
+            code: StatusCode::FORBIDDEN,
+            message: "denied".into(),
+        }
+        .status();
+        assert_eq!(status["code"], 403);
+        assert_eq!(status["reason"], "Forbidden");
+        assert_eq!(status["message"], "denied");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
+use hyper::upgrade::OnUpgrade;
 use rkube_api::resources::Subresource;
 use serde_json::Value;
 
@@ -14,19 +15,45 @@ use crate::error::{ApiError, ApiResult};
 use crate::objects;
 use crate::request::{Params, Target};
 use crate::server::ApiServer;
-use crate::{list, subresources, watch, write};
+use crate::{kubelet_proxy, list, subresources, watch, write};
+
+/// What of a request the verbs read besides its target and query.
+pub struct RequestParts<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    pub body: Body,
+    /// The connection's upgrade, on HTTP/1.1 connections served with upgrades.
+    pub upgrade: Option<OnUpgrade>,
+    /// Who asks: certificate requests record it.
+    pub user: &'a User,
+}
 
 pub async fn handle(
     server: &Arc<ApiServer>,
-    user: &User,
-    method: &Method,
     target: &Target,
     params: &Params,
-    headers: &HeaderMap,
-    request_body: Body,
+    request: RequestParts<'_>,
 ) -> ApiResult<Response> {
-    let wanted = body::wanted(headers)?;
+    let RequestParts {
+        method,
+        headers,
+        body: request_body,
+        upgrade,
+        user,
+    } = request;
     let sub = target.subresource;
+    // Logs and exec sessions are not objects: they skip the Accept negotiation below.
+    match (method, target.name.is_some(), sub) {
+        (&Method::GET, true, Some(Subresource::Log)) => {
+            return kubelet_proxy::log::log(server, target, params).await;
+        }
+        (&Method::GET | &Method::POST, true, Some(Subresource::Exec)) => {
+            return kubelet_proxy::exec::exec(server, target, params, method, headers, upgrade)
+                .await;
+        }
+        _ => {}
+    }
+    let wanted = body::wanted(headers)?;
     match (method, target.name.is_some(), sub) {
         (&Method::GET, false, _) if params.flag("watch") => {
             watch::watch(server, target, params, wanted).await

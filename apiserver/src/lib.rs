@@ -13,6 +13,7 @@ pub mod error;
 pub mod filters;
 pub mod handlers;
 pub mod in_process;
+pub mod kubelet_proxy;
 pub mod list;
 pub mod managed;
 pub mod objects;

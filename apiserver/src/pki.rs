@@ -1,5 +1,6 @@
-//! The cluster PKI: a CA, the API server's serving certificate and the admin client
-//! certificate, generated once in the data dir, plus the admin kubeconfig.
+//! The cluster PKI: a CA, the API server's serving certificate, the admin client certificate
+//! and the client certificate the API server presents to kubelets, generated once in the data
+//! dir, plus the admin kubeconfig.
 
 use std::fs;
 use std::io;
@@ -37,7 +38,14 @@ pub struct ClusterPki {
     pub server_key: String,
     pub admin_cert: String,
     pub admin_key: String,
+    /// What the API server presents to kubelets (`pods/log`, `pods/exec`), named as
+    /// kubeadm's `apiserver-kubelet-client` certificate is.
+    pub kubelet_client_cert: String,
+    pub kubelet_client_key: String,
 }
+
+/// The identity kubelets see on the API server's requests.
+pub const KUBELET_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
 
 fn read_or_create(
     path: &Path,
@@ -172,6 +180,17 @@ impl ClusterPki {
                 false,
             )
         })?;
+        let (kubelet_client_cert, kubelet_client_key) =
+            leaf_pair(&dir, "apiserver-kubelet-client", || {
+                issue(
+                    &ca_cert,
+                    &ca_key,
+                    KUBELET_CLIENT_CN,
+                    &["system:masters"],
+                    &[],
+                    false,
+                )
+            })?;
         Ok(ClusterPki {
             ca_cert,
             ca_key,
@@ -179,6 +198,8 @@ impl ClusterPki {
             server_key,
             admin_cert,
             admin_key,
+            kubelet_client_cert,
+            kubelet_client_key,
         })
     }
 
@@ -243,6 +264,7 @@ mod tests {
         let second = ClusterPki::ensure(dir.path(), &[]).unwrap();
         assert_eq!(first.ca_cert, second.ca_cert);
         assert_eq!(first.admin_cert, second.admin_cert);
+        assert_eq!(first.kubelet_client_cert, second.kubelet_client_cert);
         let der = rustls_pemfile::certs(&mut first.admin_cert.as_bytes())
             .next()
             .unwrap()
@@ -250,6 +272,13 @@ mod tests {
         let user = User::from_certificate(&der).unwrap();
         assert_eq!(user.name, "rkube-admin");
         assert_eq!(user.groups, vec!["system:masters".to_string()]);
+        let der = rustls_pemfile::certs(&mut first.kubelet_client_cert.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        let kubelet_client = User::from_certificate(&der).unwrap();
+        assert_eq!(kubelet_client.name, KUBELET_CLIENT_CN);
+        assert_eq!(kubelet_client.groups, vec!["system:masters".to_string()]);
         assert!(
             first
                 .admin_kubeconfig("https://127.0.0.1:6443")

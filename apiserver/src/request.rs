@@ -61,10 +61,11 @@ impl Target {
     }
 }
 
-/// Query parameters of resource requests, parsed once.
+/// Query parameters of resource requests, parsed once. A repeated parameter keeps every
+/// value (`exec`'s `command`); single-valued reads take the last.
 #[derive(Debug, Default, Clone)]
 pub struct Params {
-    raw: HashMap<String, String>,
+    raw: HashMap<String, Vec<String>>,
 }
 
 impl Params {
@@ -79,8 +80,14 @@ impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.raw
             .get(name)
+            .and_then(|values| values.last())
             .map(String::as_str)
             .filter(|v| !v.is_empty())
+    }
+
+    /// Every value of a repeatable parameter, in request order.
+    pub fn all(&self, name: &str) -> &[String] {
+        self.raw.get(name).map(Vec::as_slice).unwrap_or_default()
     }
 
     pub fn flag(&self, name: &str) -> bool {
@@ -122,11 +129,13 @@ impl Params {
 }
 
 /// Decodes an `a=b&c=d` query string (percent-encoding and `+` for space).
-fn serde_urlencoded_pairs(query: &str) -> ApiResult<HashMap<String, String>> {
-    let mut out = HashMap::new();
+fn serde_urlencoded_pairs(query: &str) -> ApiResult<HashMap<String, Vec<String>>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        out.insert(percent_decode(k)?, percent_decode(v)?);
+        out.entry(percent_decode(k)?)
+            .or_default()
+            .push(percent_decode(v)?);
     }
     Ok(out)
 }
@@ -188,6 +197,10 @@ mod tests {
         assert_eq!(p.get("labelSelector"), Some("app=web,tier in (a)"));
         assert!(p.flag("watch"));
         assert_eq!(p.int("limit").unwrap(), Some(5));
+        let repeated = Params::from_query(Some("command=sh&command=-c&command=echo+hi")).unwrap();
+        assert_eq!(repeated.all("command"), ["sh", "-c", "echo hi"]);
+        assert_eq!(repeated.get("command"), Some("echo hi"));
+        assert!(repeated.all("container").is_empty());
         assert!(Params::from_query(Some("a=%zz")).is_err());
         assert!(
             Params::from_query(Some("resourceVersion=x"))

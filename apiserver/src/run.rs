@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::csr::{CertSigner, SignerError};
 use crate::error::ApiError;
+use crate::kubelet_proxy::TlsKubeletConnector;
 use crate::pki::{ClusterPki, PkiError};
 use crate::serve::{self, ServeError};
 use crate::server::{self, ApiServer};
@@ -160,7 +161,8 @@ pub async fn run(
     })?;
     let pki = ClusterPki::ensure(&options.data_dir, &hosts)?;
     let store = open_store(&options).await?;
-    let api = ApiServer::new(store).await?;
+    let kubelet = Arc::new(TlsKubeletConnector::new(&pki)?);
+    let api = ApiServer::with_kubelet(store, kubelet).await?;
     let signer = CertSigner::new(&pki.ca_cert, &pki.ca_key)?;
     let _ = api.signer.set(Arc::new(signer));
     ensure_system_namespaces(&api).await?;

@@ -4,9 +4,8 @@
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Extension, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -16,6 +15,7 @@ use crate::auth::User;
 use crate::cache::WatchCache;
 use crate::csr::CertSigner;
 use crate::error::{ApiError, ApiResult};
+use crate::kubelet_proxy::KubeletConnector;
 use crate::request::{Params, Target};
 use crate::store::Store;
 use crate::{discovery, handlers};
@@ -26,13 +26,15 @@ const WATCH_WINDOW: usize = 100_000;
 pub struct ApiServer {
     pub store: Arc<dyn Store>,
     pub cache: Arc<WatchCache>,
+    /// How `pods/log` and `pods/exec` reach kubelets; without one they answer 503.
+    pub kubelet: Option<Arc<dyn KubeletConnector>>,
     /// Signs approved client certificate requests; unset, requests stay unsigned.
     pub signer: OnceLock<Arc<CertSigner>>,
 }
 
 impl ApiServer {
     pub async fn new(store: Arc<dyn Store>) -> ApiResult<Arc<ApiServer>> {
-        Self::with_watch_window(store, WATCH_WINDOW).await
+        Self::start(store, WATCH_WINDOW, None).await
     }
 
     /// A server whose watch cache keeps only `window` recent events, so tests can make a
@@ -41,10 +43,27 @@ impl ApiServer {
         store: Arc<dyn Store>,
         window: usize,
     ) -> ApiResult<Arc<ApiServer>> {
+        Self::start(store, window, None).await
+    }
+
+    /// A server that proxies `pods/log` and `pods/exec` through `kubelet`.
+    pub async fn with_kubelet(
+        store: Arc<dyn Store>,
+        kubelet: Arc<dyn KubeletConnector>,
+    ) -> ApiResult<Arc<ApiServer>> {
+        Self::start(store, WATCH_WINDOW, Some(kubelet)).await
+    }
+
+    async fn start(
+        store: Arc<dyn Store>,
+        window: usize,
+        kubelet: Option<Arc<dyn KubeletConnector>>,
+    ) -> ApiResult<Arc<ApiServer>> {
         let cache = WatchCache::start(Arc::clone(&store), window).await?;
         Ok(Arc::new(ApiServer {
             store,
             cache,
+            kubelet,
             signer: OnceLock::new(),
         }))
     }
@@ -143,60 +162,46 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-async fn core_request(
-    State(server): State<Arc<ApiServer>>,
-    Extension(user): Extension<User>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let segments: Vec<&str> = uri.path().trim_start_matches("/api/").split('/').collect();
+async fn core_request(State(server): State<Arc<ApiServer>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches("/api/").split('/').collect();
     match segments.as_slice() {
         ["v1"] | ["v1", ""] => discovery::resource_list("", "v1"),
-        ["v1", rest @ ..] => {
-            resource_request(&server, &user, "", "v1", rest, method, &uri, headers, body).await
-        }
+        ["v1", rest @ ..] => resource_request(&server, "", "v1", rest, request).await,
         _ => ApiError::NoSuchRoute.into_response(),
     }
 }
 
-async fn group_request(
-    State(server): State<Arc<ApiServer>>,
-    Extension(user): Extension<User>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let segments: Vec<&str> = uri.path().trim_start_matches("/apis/").split('/').collect();
+async fn group_request(State(server): State<Arc<ApiServer>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches("/apis/").split('/').collect();
     match segments.as_slice() {
         [group] | [group, ""] => discovery::group(group),
         [group, version] | [group, version, ""] => discovery::resource_list(group, version),
         [group, version, rest @ ..] => {
-            resource_request(
-                &server, &user, group, version, rest, method, &uri, headers, body,
-            )
-            .await
+            resource_request(&server, group, version, rest, request).await
         }
         _ => ApiError::NoSuchRoute.into_response(),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn resource_request(
     server: &Arc<ApiServer>,
-    user: &User,
     group: &str,
     version: &str,
     rest: &[&str],
-    method: Method,
-    uri: &Uri,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
     let Some(target) = Target::parse(group, version, rest) else {
         return ApiError::NoSuchRoute.into_response();
+    };
+    let (mut parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    // Present on HTTP/1.1 connections; `pods/exec` hands the connection over to the kubelet.
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    // `authenticate` has put a user on every request that reaches a resource.
+    let Some(user) = parts.extensions.remove::<User>() else {
+        return ApiError::Unauthorized.into_response();
     };
     let span = tracing::info_span!(
         "request",
@@ -208,8 +213,15 @@ async fn resource_request(
     let result = async {
         let params = Params::from_query(uri.query())?;
         let verb = crate::authorize::verb(&method, &target, &params);
-        crate::authorize::authorize(user, verb, &target)?;
-        handlers::handle(server, user, &method, &target, &params, &headers, body).await
+        crate::authorize::authorize(&user, verb, &target)?;
+        let request = handlers::RequestParts {
+            method: &method,
+            headers: &headers,
+            body,
+            upgrade,
+            user: &user,
+        };
+        handlers::handle(server, &target, &params, request).await
     }
     .instrument(span)
     .await;
