@@ -125,7 +125,11 @@ impl ContainerdRuntime {
             .labels
             .get(LABEL_LOG_PATH)
             .map(PathBuf::from)
-            .ok_or_else(|| RuntimeError::NotFound { id: id.clone() })?;
+            .ok_or_else(|| RuntimeError::Containerd {
+                operation: "adopt",
+                target: id.0.clone(),
+                reason: format!("no {LABEL_LOG_PATH} label"),
+            })?;
         let dir = self.fifo_dir(id);
         let stdout = OutputPipe::reopen(id, dir.join("stdout"))?;
         let stderr = OutputPipe::reopen(id, dir.join("stderr"))?;
