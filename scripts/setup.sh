@@ -6,6 +6,7 @@ packages=(
   protobuf-compiler libprotobuf-dev   # containerd/etcd gRPC clients build with protoc
   etcd-server etcd-client             # the etcd store backend and its tests
   docker-registry                     # the OCI registry the image pull/push tests run against
+  containerd runc busybox-static      # the containerd runtime's tests (busybox is the test image)
 )
 
 missing=()

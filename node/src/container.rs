@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
 use kube::ResourceExt;
 use rkube_client::events::EventType;
 use rkube_runtimes::{
-    ContainerId, ContainerSpec, ExitStatus, Limits, ModuleSource, Mount, Runtime, Signal,
+    ContainerId, ContainerSpec, ExitStatus, Image, Limits, ModuleSource, Mount, Runtime, Signal,
 };
 use tokio::sync::watch;
 
@@ -239,10 +239,10 @@ impl Supervisor {
         let spec = ContainerSpec {
             pod_uid: uid,
             container_name: self.container.name.clone(),
-            module: ModuleSource {
+            image: Image::Wasm(ModuleSource {
                 path: module.path.clone(),
                 digest: module.digest.clone(),
-            },
+            }),
             args: argv(&self.container),
             env,
             working_dir: self.container.working_dir.clone(),

@@ -37,4 +37,25 @@ pub enum RuntimeError {
     Instantiate { id: ContainerId, reason: String },
     #[error("wasm engine: {reason}")]
     Engine { reason: String },
+    #[error("the {handler} runtime cannot run the image of container {container}")]
+    UnsupportedImage {
+        handler: &'static str,
+        container: String,
+    },
+    #[error("containerd {operation} {target}: {reason}")]
+    Containerd {
+        operation: &'static str,
+        target: String,
+        reason: String,
+    },
+    #[error("pulling image {reference}: {reason}")]
+    ImagePull { reference: String, reason: String },
+    #[error("image {reference}: {reason}")]
+    InvalidImage { reference: String, reason: String },
+    #[error("stdio of container {id} at {path}: {source}")]
+    Stdio {
+        id: ContainerId,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }

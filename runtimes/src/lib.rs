@@ -1,9 +1,10 @@
 //! Container runtimes behind one small async trait, the layer between rkube's node agent and
-//! whatever executes a container (in-process wasmtime here; containerd later).
+//! whatever executes a container (in-process wasmtime, or containerd with runc).
 //!
 //! The node agent owns the lifecycle: it calls `create`, `start`, `wait`, `kill` and `delete`
 //! in that order and keeps what it needs to recover with `list`.
 
+pub mod containerd;
 mod cri_log;
 mod error;
 mod spec;
@@ -14,7 +15,9 @@ use async_trait::async_trait;
 
 pub use cri_log::{CriLog, LogStream};
 pub use error::RuntimeError;
-pub use spec::{ContainerId, ContainerSpec, ExecSpec, Limits, ModuleSource, Mount};
+pub use spec::{
+    ContainerId, ContainerSpec, ExecSpec, Image, Limits, ModuleSource, Mount, OciImage, RunAs,
+};
 pub use status::{ContainerInfo, ContainerState, ExitReason, ExitStatus, Signal};
 
 /// One container runtime, named by its RuntimeClass handler.

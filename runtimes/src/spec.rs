@@ -20,8 +20,9 @@ impl fmt::Display for ContainerId {
 pub struct ContainerSpec {
     pub pod_uid: String,
     pub container_name: String,
-    pub module: ModuleSource,
-    /// argv as the guest sees it, argv[0] included.
+    pub image: Image,
+    /// argv of a wasm guest, argv[0] included; an OCI container takes its argv from
+    /// [`OciImage`] and the image config instead.
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub working_dir: Option<String>,
@@ -29,6 +30,36 @@ pub struct ContainerSpec {
     pub limits: Limits,
     /// stdout and stderr go here in the CRI log format.
     pub log_path: PathBuf,
+}
+
+/// What a container runs; each runtime accepts one kind.
+#[derive(Clone, Debug)]
+pub enum Image {
+    /// A wasm module the node fetched (the `wasmtime` runtime).
+    Wasm(ModuleSource),
+    /// An OCI image already pulled into the runtime's image store (the `runc` runtime).
+    Oci(OciImage),
+}
+
+/// An OCI image with the container's overrides of the process it describes.
+#[derive(Clone, Debug)]
+pub struct OciImage {
+    /// The name the image was pulled as, e.g. `registry.example/app:1`.
+    pub reference: String,
+    /// The container's `command`: replaces the image's entrypoint when set.
+    pub command: Option<Vec<String>>,
+    /// The container's `args`: replaces the image's cmd when set.
+    pub args: Option<Vec<String>>,
+    /// `securityContext.runAsUser`/`runAsGroup`; unset means the image's user.
+    pub user: Option<RunAs>,
+}
+
+/// A numeric user (and group) to run the container process as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunAs {
+    pub uid: u32,
+    /// Unset: the group the image's user names, else 0.
+    pub gid: Option<u32>,
 }
 
 /// An already-fetched module: images are pulled elsewhere.

@@ -5,7 +5,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Fixture, guests, os_threads, rec, within};
-use rkube_runtimes::{ContainerState, ExecSpec, ExitReason, Mount, Runtime, RuntimeError, Signal};
+use rkube_runtimes::{
+    ContainerSpec, ContainerState, ExecSpec, ExitReason, Image, ModuleSource, Mount, Runtime,
+    RuntimeError, Signal,
+};
 use tokio::io::AsyncReadExt;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -124,11 +127,18 @@ async fn term_lets_a_host_call_finish_and_kill_ends_it() {
     assert_eq!(status.code, 137);
 }
 
+fn wasm_module(spec: &ContainerSpec) -> &ModuleSource {
+    match &spec.image {
+        Image::Wasm(module) => module,
+        Image::Oci(image) => panic!("a wasm fixture built an OCI spec: {image:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_second_runtime_loads_the_cached_artifact_without_compiling() {
     let fx = Fixture::new();
     let spec = fx.spec("heavy", &guests::heavy(800));
-    let cached = fx.runtime.cached_artifact_path(&spec.module.digest);
+    let cached = fx.runtime.cached_artifact_path(&wasm_module(&spec).digest);
     assert!(!cached.exists());
 
     let compiled_at = Instant::now();
@@ -166,14 +176,14 @@ async fn a_second_runtime_loads_the_cached_artifact_without_compiling() {
 async fn a_non_wasm_file_is_an_invalid_module() {
     let fx = Fixture::new();
     let mut spec = fx.spec("hello", &guests::hello());
-    spec.module = fx.raw_module("text", b"#!/bin/sh\necho hi\n");
+    spec.image = Image::Wasm(fx.raw_module("text", b"#!/bin/sh\necho hi\n"));
     let err = fx.runtime.create(&spec).await.unwrap_err();
     assert!(
         matches!(&err, RuntimeError::InvalidModule { reason, .. } if reason.contains("magic")),
         "{err}"
     );
 
-    spec.module = fx.module("reactor", &guests::reactor());
+    spec.image = Image::Wasm(fx.module("reactor", &guests::reactor()));
     let err = fx.runtime.create(&spec).await.unwrap_err();
     assert!(
         matches!(&err, RuntimeError::InvalidModule { reason, .. } if reason.contains("_start")),
@@ -182,7 +192,7 @@ async fn a_non_wasm_file_is_an_invalid_module() {
 
     let mut broken = wat::parse_str(guests::hello()).unwrap();
     broken.truncate(broken.len() / 2);
-    spec.module = fx.raw_module("broken", &broken);
+    spec.image = Image::Wasm(fx.raw_module("broken", &broken));
     let err = fx.runtime.create(&spec).await.unwrap_err();
     assert!(matches!(err, RuntimeError::InvalidModule { .. }), "{err}");
     assert!(fx.runtime.list().await.unwrap().is_empty());

@@ -26,7 +26,7 @@ use self::instance::{Prepared, Template};
 use self::stdio::Stdio;
 use crate::{
     ContainerId, ContainerInfo, ContainerSpec, ContainerState, CriLog, ExecSpec, ExitReason,
-    ExitStatus, Runtime, RuntimeError, Signal,
+    ExitStatus, Image, Runtime, RuntimeError, Signal,
 };
 
 /// The RuntimeClass handler this runtime serves.
@@ -186,7 +186,13 @@ impl Runtime for WasmRuntime {
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<ContainerId, RuntimeError> {
-        let artifact = self.cache.load(&spec.module).await?;
+        let Image::Wasm(module) = &spec.image else {
+            return Err(RuntimeError::UnsupportedImage {
+                handler: HANDLER,
+                container: spec.container_name.clone(),
+            });
+        };
+        let artifact = self.cache.load(module).await?;
         let log = CriLog::open(&spec.log_path)?;
         let id = ContainerId(format!(
             "{}-{}",
@@ -209,7 +215,7 @@ impl Runtime for WasmRuntime {
         let container = Container {
             pod_uid: spec.pod_uid.clone(),
             container_name: spec.container_name.clone(),
-            digest: spec.module.digest.clone(),
+            digest: module.digest.clone(),
             log,
             template,
             lifecycle: Mutex::new(Lifecycle::Created(Box::new(prepared))),

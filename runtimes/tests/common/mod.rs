@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rkube_runtimes::wasm::{WasmConfig, WasmRuntime};
-use rkube_runtimes::{ContainerSpec, Limits, ModuleSource};
+use rkube_runtimes::{ContainerSpec, Image, Limits, ModuleSource};
 
 pub struct Fixture {
     pub dir: tempfile::TempDir,
@@ -45,7 +45,7 @@ impl Fixture {
         ContainerSpec {
             pod_uid: "pod-1".into(),
             container_name: name.into(),
-            module: self.module(name, text),
+            image: Image::Wasm(self.module(name, text)),
             args: vec![name.into()],
             env: vec![],
             working_dir: None,
