@@ -58,6 +58,9 @@ enum Command {
         /// Registries to reach over plain HTTP besides loopback ones.
         #[arg(long, value_delimiter = ',')]
         insecure_registry: Vec<String>,
+        /// Where the kubelet API (container logs, exec) listens.
+        #[arg(long, default_value = "0.0.0.0:10250")]
+        kubelet_listen: SocketAddr,
     },
     /// Push a wasm module to an OCI registry as a wasm artifact.
     Push {
@@ -121,6 +124,38 @@ async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
         .await
         .context("loading the kubeconfig")?;
     kube::Client::try_from(config).context("building the API client")
+}
+
+/// The CA (PEM) of the kubeconfig's current cluster, which the kubelet API trusts for clients.
+fn cluster_ca_pem(path: &Path) -> anyhow::Result<String> {
+    use base64::Engine;
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let context_name = kubeconfig.current_context.clone().unwrap_or_default();
+    let cluster_name = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .with_context(|| format!("the kubeconfig has no context {context_name:?}"))?;
+    let cluster = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .and_then(|c| c.cluster.as_ref())
+        .with_context(|| format!("the kubeconfig has no cluster {cluster_name:?}"))?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .context("decoding certificate-authority-data")?;
+        return String::from_utf8(pem).context("certificate-authority-data is not PEM text");
+    }
+    let file = cluster
+        .certificate_authority
+        .as_ref()
+        .context("the kubeconfig's cluster names no certificate authority")?;
+    std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
 }
 
 /// `/var/lib/rkube` as root, else `$XDG_DATA_HOME/rkube` (or `~/.local/share/rkube`).
@@ -192,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             runtime,
             insecure_registry,
+            kubelet_listen,
         } => {
             let data_dir = data_dir.unwrap_or_else(default_data_dir).join("node");
             if let Some(other) = runtime.iter().find(|r| r.as_str() != "wasm") {
@@ -211,12 +247,16 @@ async fn main() -> anyhow::Result<()> {
                     .to_string(),
             };
             let client = client_from_kubeconfig(&kubeconfig).await?;
-            let options = rkube_node::NodeOptions::new(
+            let mut options = rkube_node::NodeOptions::new(
                 name,
                 data_dir,
                 vec![std::sync::Arc::new(wasm)],
                 std::sync::Arc::new(images),
             );
+            options.kubelet = Some(rkube_node::KubeletOptions {
+                listen: kubelet_listen,
+                cluster_ca_pem: cluster_ca_pem(&kubeconfig)?,
+            });
             tokio::select! {
                 result = rkube_node::run(client, options) => result.context("node agent failed")?,
                 _ = shutdown_signal() => {}
