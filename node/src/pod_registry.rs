@@ -7,9 +7,12 @@ use std::sync::{Arc, PoisonError, RwLock};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
+/// Pods by (namespace, name).
+type Pods = HashMap<(String, String), Arc<Pod>>;
+
 #[derive(Clone, Default)]
 pub struct PodRegistry {
-    pods: Arc<RwLock<HashMap<(String, String), Arc<Pod>>>>,
+    pods: Arc<RwLock<Pods>>,
 }
 
 fn key(pod: &Pod) -> (String, String) {
