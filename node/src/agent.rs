@@ -19,6 +19,7 @@ use crate::error::NodeError;
 use crate::host::HostInfo;
 use crate::options::NodeOptions;
 use crate::paths::Layout;
+use crate::pod_registry::PodRegistry;
 use crate::registration;
 use crate::worker;
 
@@ -44,7 +45,30 @@ pub async fn run(client: Client, options: NodeOptions) -> Result<(), NodeError> 
         .iter()
         .map(|r| r.handler().to_string())
         .collect();
-    let node = registration::node_object(&name, &host, &handlers);
+    let layout = Layout::new(&options.data_dir);
+    let registry = PodRegistry::default();
+    let mut background = JoinSet::new();
+    let kubelet_port = match &options.kubelet {
+        Some(kubelet) => {
+            let listening = crate::kubelet::bind(
+                kubelet,
+                &name,
+                host.ip,
+                &layout,
+                registry.clone(),
+                options.runtimes.clone(),
+            )
+            .await
+            .map_err(|source| NodeError::Kubelet {
+                node: name.clone(),
+                source,
+            })?;
+            background.spawn(listening.serve);
+            Some(listening.port)
+        }
+        None => None,
+    };
+    let node = registration::node_object(&name, &host, &handlers, kubelet_port);
     let node = registration::register(&client, &node)
         .await
         .map_err(|source| NodeError::Register {
@@ -52,7 +76,6 @@ pub async fn run(client: Client, options: NodeOptions) -> Result<(), NodeError> 
             source,
         })?;
 
-    let mut background = JoinSet::new();
     background.spawn(registration::renew_lease(
         client.clone(),
         node,
@@ -68,7 +91,7 @@ pub async fn run(client: Client, options: NodeOptions) -> Result<(), NodeError> 
         client: client.clone(),
         node_name: name.clone(),
         node_ip: host.ip,
-        layout: Layout::new(&options.data_dir),
+        layout,
         runtimes: options
             .runtimes
             .iter()
@@ -78,12 +101,12 @@ pub async fn run(client: Client, options: NodeOptions) -> Result<(), NodeError> 
         backoff: options.backoff,
         recorder: Recorder::new(client.clone(), "kubelet"),
     });
-    watch_pods(ctx, client, &name).await;
+    watch_pods(ctx, registry, client, &name).await;
     Ok(())
 }
 
 /// Dispatches every pod of this node to its worker, one worker per pod uid.
-async fn watch_pods(ctx: Arc<Context>, client: Client, node: &str) {
+async fn watch_pods(ctx: Arc<Context>, registry: PodRegistry, client: Client, node: &str) {
     let pods: Api<Pod> = Api::all(client);
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
     let mut events = watcher::watcher(pods, config).default_backoff().boxed();
@@ -98,6 +121,7 @@ async fn watch_pods(ctx: Arc<Context>, client: Client, node: &str) {
                     Ok(Event::Init) => listed.clear(),
                     Ok(Event::InitApply(pod)) => {
                         listed.insert(pod.uid().unwrap_or_default());
+                        registry.upsert(&pod);
                         dispatch(&ctx, &mut feeds, &mut workers, pod);
                     }
                     Ok(Event::InitDone) => {
@@ -105,14 +129,20 @@ async fn watch_pods(ctx: Arc<Context>, client: Client, node: &str) {
                         feeds.retain(|uid, feed| {
                             let keep = listed.contains(uid);
                             if !keep {
+                                registry.remove_uid(uid);
                                 feed.send_replace(None);
                             }
                             keep
                         });
                     }
-                    Ok(Event::Apply(pod)) => dispatch(&ctx, &mut feeds, &mut workers, pod),
+                    Ok(Event::Apply(pod)) => {
+                        registry.upsert(&pod);
+                        dispatch(&ctx, &mut feeds, &mut workers, pod);
+                    }
                     Ok(Event::Delete(pod)) => {
-                        if let Some(feed) = feeds.remove(&pod.uid().unwrap_or_default()) {
+                        let uid = pod.uid().unwrap_or_default();
+                        registry.remove_uid(&uid);
+                        if let Some(feed) = feeds.remove(&uid) {
                             feed.send_replace(None);
                         }
                     }
@@ -121,6 +151,7 @@ async fn watch_pods(ctx: Arc<Context>, client: Client, node: &str) {
             }
             Some(done) = workers.join_next() => {
                 if let Ok(uid) = done {
+                    registry.remove_uid(&uid);
                     feeds.remove(&uid);
                 }
             }

@@ -17,4 +17,10 @@ pub enum NodeError {
     },
     #[error("node {node} has no runtimes configured")]
     NoRuntimes { node: String },
+    #[error("starting the kubelet api of node {node}: {source}")]
+    Kubelet {
+        node: String,
+        #[source]
+        source: crate::kubelet::KubeletError,
+    },
 }

@@ -62,9 +62,9 @@ pub struct Join<'a> {
     pub kubeconfig: &'a Path,
 }
 
-/// The node's client configuration: from its kubeconfig when it joined before, else by
-/// joining now.
-pub async fn client_config(join: &Join<'_>) -> Result<kube::Config, JoinError> {
+/// Makes sure the node has its own kubeconfig at `join.kubeconfig`: kept from an earlier
+/// join, else obtained by joining now.
+pub async fn ensure_kubeconfig(join: &Join<'_>) -> Result<(), JoinError> {
     if !join.kubeconfig.exists() {
         let text = bootstrap(join).await?;
         write_private(join.kubeconfig, &text).map_err(|e| JoinError::Kubeconfig {
@@ -73,7 +73,7 @@ pub async fn client_config(join: &Join<'_>) -> Result<kube::Config, JoinError> {
         })?;
         tracing::info!(kubeconfig = %join.kubeconfig.display(), "joined the cluster");
     }
-    load(join.kubeconfig).await
+    Ok(())
 }
 
 /// The kubeconfig holds the node's private key: owner-only, written whole or not at all.
@@ -93,17 +93,6 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(tmp, path)
-}
-
-async fn load(path: &Path) -> Result<kube::Config, JoinError> {
-    let bad = |message: String| JoinError::Kubeconfig {
-        path: path.into(),
-        message,
-    };
-    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| bad(e.to_string()))?;
-    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| bad(e.to_string()))
 }
 
 async fn bootstrap(join: &Join<'_>) -> Result<String, JoinError> {

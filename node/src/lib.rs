@@ -2,7 +2,8 @@
 //! the configured container runtimes, reporting their status back through the API.
 //!
 //! Container logs are kept at `<data_dir>/pods/<pod uid>/<container>/<restart count>.log` in
-//! the CRI format (see [`paths`]).
+//! the CRI format (see [`paths`]); with [`KubeletOptions`] the agent serves them, and exec into
+//! running containers, over the kubelet API.
 
 mod agent;
 mod container;
@@ -13,8 +14,10 @@ mod host;
 pub mod image_source;
 pub mod images;
 pub mod join;
+mod kubelet;
 mod options;
 pub mod paths;
+mod pod_registry;
 mod pod_state;
 mod registration;
 mod volumes;
@@ -23,5 +26,6 @@ mod worker;
 pub use agent::run;
 pub use error::NodeError;
 pub use image_source::{FetchedModule, ImageError, ImageSource, LocalImages};
+pub use kubelet::{KubeletError, KubeletOptions};
 pub use options::{Backoff, NodeOptions};
 pub use registration::{KUBELET_VERSION, RUNTIME_VERSION};

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rkube_runtimes::Runtime;
 
 use crate::image_source::ImageSource;
+use crate::kubelet::KubeletOptions;
 
 /// Delays between restarts of a crashing container (and between image pull attempts):
 /// `initial`, doubling up to `max`; a container that ran for `reset_after` starts over.
@@ -53,6 +54,8 @@ pub struct NodeOptions {
     pub lease_renew: Duration,
     /// How often the Ready condition's heartbeat is refreshed.
     pub status_refresh: Duration,
+    /// Serve the kubelet API (container logs, exec); off when `None`.
+    pub kubelet: Option<KubeletOptions>,
 }
 
 impl NodeOptions {
@@ -71,6 +74,7 @@ impl NodeOptions {
             backoff: Backoff::default(),
             lease_renew: Duration::from_secs(10),
             status_refresh: Duration::from_secs(60),
+            kubelet: None,
         }
     }
 }

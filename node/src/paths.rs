@@ -4,7 +4,8 @@
 //!   per run, in the CRI log format the runtime writes (the kubelet API serves these);
 //! - `<data_dir>/volumes/<pod uid>/<volume>` — the pod's emptyDir, configMap, secret and
 //!   downwardAPI volumes;
-//! - `<data_dir>/runtimes/<handler>` — per-runtime state such as compiled-module caches.
+//! - `<data_dir>/runtimes/<handler>` — per-runtime state such as compiled-module caches;
+//! - `<data_dir>/kubelet` — the kubelet API's self-signed serving certificate and key.
 
 use std::path::PathBuf;
 
@@ -38,6 +39,10 @@ impl Layout {
 
     pub fn runtime_state(&self, handler: &str) -> PathBuf {
         self.root.join("runtimes").join(handler)
+    }
+
+    pub fn kubelet_pki(&self) -> PathBuf {
+        self.root.join("kubelet")
     }
 }
 

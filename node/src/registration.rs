@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
-    Node, NodeAddress, NodeCondition, NodeRuntimeHandler, NodeRuntimeHandlerFeatures, NodeStatus,
-    NodeSystemInfo,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeRuntimeHandler,
+    NodeRuntimeHandlerFeatures, NodeStatus, NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
@@ -24,8 +24,13 @@ const LEASE_NAMESPACE: &str = "kube-node-lease";
 const LEASE_DURATION_SECONDS: i32 = 40;
 const MAX_PODS: &str = "110";
 
-/// The Node as this agent describes it.
-pub fn node_object(name: &str, host: &HostInfo, handlers: &[String]) -> Node {
+/// The Node as this agent describes it; `kubelet_port` is where its kubelet API listens.
+pub fn node_object(
+    name: &str,
+    host: &HostInfo,
+    handlers: &[String],
+    kubelet_port: Option<u16>,
+) -> Node {
     let labels = BTreeMap::from([
         ("kubernetes.io/os".to_string(), host.os.clone()),
         ("kubernetes.io/arch".to_string(), host.arch.clone()),
@@ -38,7 +43,14 @@ pub fn node_object(name: &str, host: &HostInfo, handlers: &[String]) -> Node {
             ..ObjectMeta::default()
         },
         spec: None,
-        status: Some(node_status(host, handlers)),
+        status: Some(NodeStatus {
+            daemon_endpoints: kubelet_port.map(|port| NodeDaemonEndpoints {
+                kubelet_endpoint: Some(DaemonEndpoint {
+                    port: i32::from(port),
+                }),
+            }),
+            ..node_status(host, handlers)
+        }),
     }
 }
 

@@ -67,6 +67,9 @@ enum Command {
         /// Registries to reach over plain HTTP besides loopback ones.
         #[arg(long, value_delimiter = ',')]
         insecure_registry: Vec<String>,
+        /// Where the kubelet API (container logs, exec) listens.
+        #[arg(long, default_value = "0.0.0.0:10250")]
+        kubelet_listen: SocketAddr,
     },
     /// Push a wasm module to an OCI registry as a wasm artifact.
     Push {
@@ -184,6 +187,38 @@ async fn create_join_token(
     ))
 }
 
+/// The CA (PEM) of the kubeconfig's current cluster, which the kubelet API trusts for clients.
+fn cluster_ca_pem(path: &Path) -> anyhow::Result<String> {
+    use base64::Engine;
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let context_name = kubeconfig.current_context.clone().unwrap_or_default();
+    let cluster_name = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .with_context(|| format!("the kubeconfig has no context {context_name:?}"))?;
+    let cluster = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .and_then(|c| c.cluster.as_ref())
+        .with_context(|| format!("the kubeconfig has no cluster {cluster_name:?}"))?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .context("decoding certificate-authority-data")?;
+        return String::from_utf8(pem).context("certificate-authority-data is not PEM text");
+    }
+    let file = cluster
+        .certificate_authority
+        .as_ref()
+        .context("the kubeconfig's cluster names no certificate authority")?;
+    std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
+}
+
 /// `/var/lib/rkube` as root, else `$XDG_DATA_HOME/rkube` (or `~/.local/share/rkube`).
 fn default_data_dir() -> PathBuf {
     if effective_uid() == Some(0) {
@@ -256,6 +291,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             runtime,
             insecure_registry,
+            kubelet_listen,
         } => {
             let data_dir = data_dir.unwrap_or_else(default_data_dir).join("node");
             if let Some(other) = runtime.iter().find(|r| r.as_str() != "wasm") {
@@ -274,29 +310,36 @@ async fn main() -> anyhow::Result<()> {
                     .trim()
                     .to_string(),
             };
-            let client = match (server, token, kubeconfig) {
+            // Joining leaves the node's own kubeconfig in its data dir; later starts reuse it.
+            let kubeconfig = match (server, token, kubeconfig) {
                 (Some(server), Some(token), _) => {
+                    let joined = data_dir.join("kubeconfig");
                     let join = rkube_node::join::Join {
                         server: &server,
                         token: &token,
                         ca_cert_hash: ca_cert_hash.as_deref(),
                         node_name: &name,
-                        kubeconfig: &data_dir.join("kubeconfig"),
+                        kubeconfig: &joined,
                     };
-                    let config = rkube_node::join::client_config(&join)
+                    rkube_node::join::ensure_kubeconfig(&join)
                         .await
                         .context("joining the cluster")?;
-                    kube::Client::try_from(config).context("building the API client")?
+                    joined
                 }
-                (_, _, Some(kubeconfig)) => client_from_kubeconfig(&kubeconfig).await?,
+                (_, _, Some(kubeconfig)) => kubeconfig,
                 _ => anyhow::bail!("pass --kubeconfig, or --server and --token to join"),
             };
-            let options = rkube_node::NodeOptions::new(
+            let client = client_from_kubeconfig(&kubeconfig).await?;
+            let mut options = rkube_node::NodeOptions::new(
                 name,
                 data_dir,
                 vec![std::sync::Arc::new(wasm)],
                 std::sync::Arc::new(images),
             );
+            options.kubelet = Some(rkube_node::KubeletOptions {
+                listen: kubelet_listen,
+                cluster_ca_pem: cluster_ca_pem(&kubeconfig)?,
+            });
             tokio::select! {
                 result = rkube_node::run(client, options) => result.context("node agent failed")?,
                 _ = shutdown_signal() => {}
