@@ -15,6 +15,7 @@ pub mod images;
 mod options;
 pub mod paths;
 mod pod_state;
+mod probes;
 mod registration;
 mod volumes;
 mod worker;

@@ -171,7 +171,10 @@ async fn term_ends_an_exec_waiting_on_stdin() {
     let (status, signalled_at) = tokio::join!(within(SECOND, "exec", exec), term);
     assert!(signalled_at.elapsed() < Duration::from_millis(100));
     assert_eq!(status.unwrap().code, 143);
-    assert_eq!(within(SECOND, "term", rt.wait(&id)).await.unwrap().code, 143);
+    assert_eq!(
+        within(SECOND, "term", rt.wait(&id)).await.unwrap().code,
+        143
+    );
 }
 
 #[tokio::test]
