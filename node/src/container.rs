@@ -19,6 +19,8 @@ use tokio::sync::watch;
 use crate::context::Context;
 use crate::image_source::FetchedModule;
 use crate::pod_state::{Kind, Shared, time, waiting};
+use crate::probes::{Failed, Probes, Report};
+use crate::worker::grace_of;
 use rkube_api::quantity;
 
 /// How a container's supervision ended.
@@ -101,7 +103,25 @@ impl Supervisor {
         self.stop.borrow().is_some()
     }
 
+    /// Applies what the probes found to the container's status and events.
+    fn on_probe(&self, report: Report) {
+        match report {
+            Report::Started => self
+                .shared
+                .update(self.kind, self.index, |s| s.started = Some(true)),
+            Report::Ready(ready) => self
+                .shared
+                .update(self.kind, self.index, |s| s.ready = ready),
+            Report::Unhealthy(message) => self.event(EventType::Warning, "Unhealthy", &message),
+        }
+    }
+
     pub async fn run(mut self) -> Outcome {
+        // The kubelet probes regular containers only.
+        let probes = match self.kind {
+            Kind::Main => Probes::of(&self.container),
+            Kind::Init => Probes::default(),
+        };
         let mut failures = 0u32;
         loop {
             if self.stopping() {
@@ -111,8 +131,8 @@ impl Supervisor {
                 return Outcome::Stopped;
             };
             let started_at = Instant::now();
-            let ended = match self.start(&module).await {
-                Ok(id) => self.wait(&id).await.map(|s| s.map(|s| (s, id))),
+            let ended = match self.start(&module, &probes).await {
+                Ok(id) => self.wait(&id, &probes).await.map(|s| s.map(|s| (s, id))),
                 Err(reason) => Err(reason),
             };
             let (code, terminated) = match ended {
@@ -219,7 +239,11 @@ impl Supervisor {
     }
 
     /// Creates and starts one run of the container; on failure the waiting reason and message.
-    async fn start(&self, module: &FetchedModule) -> Result<ContainerId, (String, String)> {
+    async fn start(
+        &self,
+        module: &FetchedModule,
+        probes: &Probes,
+    ) -> Result<ContainerId, (String, String)> {
         let pod_ip = self.ctx.node_ip.to_string();
         let env = crate::env::resolve(&self.ctx.client, &self.pod, &self.container, &pod_ip)
             .await
@@ -273,11 +297,11 @@ impl Supervisor {
             return Err(("RunContainerError".to_string(), error.to_string()));
         }
         let now = SystemTime::now();
-        let ready = self.kind == Kind::Main;
+        let ready = self.kind == Kind::Main && probes.ready_on_start();
         self.shared.update(self.kind, self.index, |s| {
             s.container_id = Some(format!("wasm://{id}"));
             s.image_id = module.digest.clone();
-            s.started = Some(true);
+            s.started = Some(probes.started_on_start());
             s.ready = ready;
             s.state = Some(ContainerState {
                 running: Some(ContainerStateRunning {
@@ -294,13 +318,27 @@ impl Supervisor {
         Ok(id)
     }
 
-    /// Waits for the run to end; `Ok(None)` when the pod stopped and the container was killed.
-    async fn wait(&mut self, id: &ContainerId) -> Result<Option<ExitStatus>, (String, String)> {
+    /// Waits for the run to end, probing it meanwhile and killing it when a probe says so;
+    /// `Ok(None)` when the pod stopped and the container was killed.
+    async fn wait(
+        &self,
+        id: &ContainerId,
+        probes: &Probes,
+    ) -> Result<Option<ExitStatus>, (String, String)> {
         let runtime = self.runtime.clone();
+        let mut stop = self.stop.clone();
+        let report = |report| self.on_probe(report);
+        let watch = probes.watch(&*runtime, id, self.ctx.node_ip, Instant::now(), &report);
         let ended = tokio::select! {
             status = runtime.wait(id) => Some(status),
-            deadline = stopped(&mut self.stop) => {
-                let status = self.kill(id, deadline).await;
+            failed = watch => {
+                self.kill_unhealthy(id, failed).await;
+                Some(runtime.wait(id).await)
+            }
+            deadline = stopped(&mut stop) => {
+                let message = format!("Stopping container {}", self.container.name);
+                self.terminate(id, deadline, &message).await;
+                let status = runtime.wait(id).await.ok();
                 self.delete(id).await;
                 if let Some(status) = status {
                     self.set_state(ContainerState {
@@ -320,25 +358,34 @@ impl Supervisor {
             .map_err(|e| ("RunContainerError".to_string(), e.to_string()))
     }
 
-    /// `Term`, then `Kill` at the deadline.
-    async fn kill(&self, id: &ContainerId, deadline: Instant) -> Option<ExitStatus> {
-        let name = &self.container.name;
-        self.event(
-            EventType::Normal,
-            "Killing",
-            &format!("Stopping container {name}"),
-        );
+    /// Kills a container that failed its startup or liveness probe, within the probe's grace
+    /// period or else the pod's; the run then ends as any other and restarts per policy.
+    async fn kill_unhealthy(&self, id: &ContainerId, failed: Failed) {
+        let will_restart = self.restart_policy() != "Never";
+        let message = failed.message(&self.container.name, will_restart);
+        let grace = failed.grace.unwrap_or_else(|| grace_of(&self.pod));
+        self.terminate(id, Instant::now() + grace, &message).await;
+    }
+
+    /// `Term`, then `Kill` at the deadline; returns once the container has ended.
+    async fn terminate(&self, id: &ContainerId, deadline: Instant, message: &str) {
+        self.event(EventType::Normal, "Killing", message);
         if let Err(error) = self.runtime.kill(id, Signal::Term).await {
             tracing::debug!(%id, %error, "term");
         }
         let grace = deadline.saturating_duration_since(Instant::now());
-        if let Ok(status) = tokio::time::timeout(grace, self.runtime.wait(id)).await {
-            return status.ok();
+        if tokio::time::timeout(grace, self.runtime.wait(id))
+            .await
+            .is_ok()
+        {
+            return;
         }
         if let Err(error) = self.runtime.kill(id, Signal::Kill).await {
             tracing::debug!(%id, %error, "kill");
         }
-        self.runtime.wait(id).await.ok()
+        if let Err(error) = self.runtime.wait(id).await {
+            tracing::debug!(%id, %error, "waiting for a killed container");
+        }
     }
 
     async fn delete(&self, id: &ContainerId) {

@@ -19,6 +19,7 @@ mod options;
 pub mod paths;
 mod pod_registry;
 mod pod_state;
+mod probes;
 mod registration;
 mod volumes;
 mod worker;

@@ -138,8 +138,17 @@ fn conditions(
     } else {
         "ContainersNotReady"
     };
+    let unready: Vec<&str> = containers
+        .main
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| s.name.as_str())
+        .collect();
+    // As the kubelet words it, for a pod that still runs.
+    let not_ready_message = (!completed && !unready.is_empty())
+        .then(|| format!("containers with unready status: [{}]", unready.join(" ")));
     let now = rkube_client::time::now();
-    let build = |type_: &str, ok: bool, reason: &str| {
+    let build = |type_: &str, ok: bool, reason: &str, message: Option<&String>| {
         let status = if ok { "True" } else { "False" };
         let carried = previous
             .iter()
@@ -149,19 +158,26 @@ fn conditions(
             type_: type_.into(),
             status: status.into(),
             reason: (!ok).then(|| reason.to_string()),
+            message: message.filter(|_| !ok).cloned(),
             last_transition_time: Some(carried.unwrap_or_else(|| now.clone())),
             ..PodCondition::default()
         }
     };
     vec![
-        build("PodScheduled", true, ""),
+        build("PodScheduled", true, "", None),
         build(
             "Initialized",
             containers.initialized,
             "ContainersNotInitialized",
+            None,
         ),
-        build("ContainersReady", ready, not_ready_reason),
-        build("Ready", ready, not_ready_reason),
+        build(
+            "ContainersReady",
+            ready,
+            not_ready_reason,
+            not_ready_message.as_ref(),
+        ),
+        build("Ready", ready, not_ready_reason, not_ready_message.as_ref()),
     ]
 }
 
@@ -253,5 +269,38 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let second = conditions(&containers, "Pending", &first);
         assert_eq!(first, second);
+    }
+
+    #[test]
+    fn not_ready_conditions_name_the_unready_containers() {
+        let named = |name: &str, ready: bool| ContainerStatus {
+            name: name.into(),
+            ready,
+            ..ContainerStatus::default()
+        };
+        let mut containers = Containers {
+            initialized: true,
+            main: vec![
+                named("web", true),
+                named("db", false),
+                named("cache", false),
+            ],
+            ..Containers::default()
+        };
+        let messages = |c: &Containers, phase: &str| -> Vec<Option<String>> {
+            conditions(c, phase, &[])
+                .into_iter()
+                .filter(|c| c.type_.ends_with("Ready"))
+                .map(|c| c.message)
+                .collect()
+        };
+        let expected = Some("containers with unready status: [db cache]".to_string());
+        assert_eq!(
+            messages(&containers, "Running"),
+            vec![expected.clone(), expected]
+        );
+        assert_eq!(messages(&containers, "Failed"), vec![None, None]);
+        containers.main.iter_mut().for_each(|s| s.ready = true);
+        assert_eq!(messages(&containers, "Running"), vec![None, None]);
     }
 }

@@ -36,7 +36,8 @@ fn is_finished(pod: &Pod) -> bool {
     )
 }
 
-fn grace_of(pod: &Pod) -> Duration {
+/// How long the pod's containers get between `Term` and `Kill`.
+pub fn grace_of(pod: &Pod) -> Duration {
     let seconds = pod
         .metadata
         .deletion_grace_period_seconds

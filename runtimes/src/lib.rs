@@ -32,7 +32,8 @@ pub trait Runtime: Send + Sync {
     /// Starts a created container; returns once it is running.
     async fn start(&self, id: &ContainerId) -> Result<(), RuntimeError>;
 
-    /// Asks a running container to stop (`Term`) or stops it at once (`Kill`).
+    /// Signals a running container: `Term` runs its handler if it has one (a wasm guest has
+    /// none, so it ends at once with 143), `Kill` ends it at once with 137.
     async fn kill(&self, id: &ContainerId, signal: Signal) -> Result<(), RuntimeError>;
 
     /// Waits until the container has exited and returns how it ended.

@@ -106,25 +106,78 @@ async fn term_stops_a_computing_guest_at_its_next_epoch() {
     assert_eq!((status.code, status.reason), (143, ExitReason::Error));
 }
 
-#[tokio::test]
-async fn term_lets_a_host_call_finish_and_kill_ends_it() {
-    let fx = Fixture::new();
-    let rt = &fx.runtime;
-    let id = rt
-        .create(&fx.spec("sleeper", &guests::sleeps(3_600_000)))
+/// Starts a guest that sleeps for a minute and waits until it is asleep in the host.
+async fn sleeper(fx: &Fixture) -> rkube_runtimes::ContainerId {
+    let id = fx
+        .runtime
+        .create(&fx.spec("sleeper", &guests::sleeps(60_000)))
         .await
         .unwrap();
-    rt.start(&id).await.unwrap();
+    fx.runtime.start(&id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
+    id
+}
+
+#[tokio::test]
+async fn term_ends_a_sleeping_guest_at_once() {
+    let fx = Fixture::new();
+    let rt = &fx.runtime;
+    let id = sleeper(&fx).await;
+    let signalled_at = Instant::now();
     rt.kill(&id, Signal::Term).await.unwrap();
-    let graceful = tokio::time::timeout(Duration::from_millis(200), rt.wait(&id)).await;
+    let status = within(SECOND, "term", rt.wait(&id)).await.unwrap();
     assert!(
-        graceful.is_err(),
-        "a sleeping guest is not interrupted by Term"
+        signalled_at.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        signalled_at.elapsed()
     );
+    assert_eq!((status.code, status.reason), (143, ExitReason::Error));
+    assert_eq!(status.message.as_deref(), Some("stopped by Term"));
+    // A later Kill changes nothing: the guest already ended.
+    rt.kill(&id, Signal::Kill).await.unwrap();
+    assert_eq!(rt.wait(&id).await.unwrap().code, 143);
+}
+
+#[tokio::test]
+async fn kill_ends_a_sleeping_guest_at_once() {
+    let fx = Fixture::new();
+    let rt = &fx.runtime;
+    let id = sleeper(&fx).await;
+    let signalled_at = Instant::now();
     rt.kill(&id, Signal::Kill).await.unwrap();
     let status = within(SECOND, "kill", rt.wait(&id)).await.unwrap();
-    assert_eq!(status.code, 137);
+    assert!(signalled_at.elapsed() < Duration::from_millis(100));
+    assert_eq!((status.code, status.reason), (137, ExitReason::Error));
+}
+
+#[tokio::test]
+async fn term_ends_an_exec_waiting_on_stdin() {
+    let fx = Fixture::new();
+    let rt = &fx.runtime;
+    let id = rt.create(&fx.spec("tool", &guests::tool())).await.unwrap();
+    rt.start(&id).await.unwrap();
+    // stdin stays open and empty: the exec blocks reading it.
+    let (_input, stdin) = tokio::io::duplex(1024);
+    let spec = ExecSpec {
+        command: vec!["tool".into(), "cat".into()],
+        stdin: Some(Box::new(stdin)),
+        stdout: None,
+        stderr: None,
+        tty: false,
+    };
+    let exec = rt.exec(&id, spec);
+    let term = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rt.kill(&id, Signal::Term).await.unwrap();
+        Instant::now()
+    };
+    let (status, signalled_at) = tokio::join!(within(SECOND, "exec", exec), term);
+    assert!(signalled_at.elapsed() < Duration::from_millis(100));
+    assert_eq!(status.unwrap().code, 143);
+    assert_eq!(
+        within(SECOND, "term", rt.wait(&id)).await.unwrap().code,
+        143
+    );
 }
 
 fn wasm_module(spec: &ContainerSpec) -> &ModuleSource {

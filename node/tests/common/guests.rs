@@ -11,6 +11,8 @@ fn module(data: &str, body: &str) -> String {
   (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "environ_get" (func $environ_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 1024) "{data}")
   (func $print (param $fd i32) (param $ptr i32) (param $len i32)
@@ -47,6 +49,21 @@ pub fn serves() -> String {
     module(
         r"up\n",
         "(call $print (i32.const 1) (i32.const 1024) (i32.const 3))
+         (call $sleep (i64.const 3600000000000))",
+    )
+}
+
+/// Run as the container (argv[0] alone), prints `up` and sleeps for an hour; run as an exec
+/// `[name, digit]`, exits at once with that digit: a server with a scriptable health check.
+pub fn checks() -> String {
+    module(
+        r"up\n",
+        "(drop (call $args_sizes_get (i32.const 16) (i32.const 20)))
+         (if (i32.gt_u (i32.load (i32.const 16)) (i32.const 1))
+           (then
+             (drop (call $args_get (i32.const 2048) (i32.const 4096)))
+             (call $proc_exit (i32.sub (i32.load8_u (i32.load (i32.const 2052))) (i32.const 48)))))
+         (call $print (i32.const 1) (i32.const 1024) (i32.const 3))
          (call $sleep (i64.const 3600000000000))",
     )
 }

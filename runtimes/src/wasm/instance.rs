@@ -35,19 +35,9 @@ pub(crate) enum Prepared {
     Component(Store<ComponentHost>, Arc<Artifact>),
 }
 
-/// The error a guest stops with when the node agent signals it.
-#[derive(Debug, thiserror::Error)]
-#[error("stopped by {0:?}")]
-struct Stopped(Signal);
-
 impl Template {
     /// Builds a store for a new instance with the given argv and streams.
-    pub(crate) fn prepare(
-        &self,
-        args: &[String],
-        stdio: Stdio,
-        signals: watch::Receiver<Option<Signal>>,
-    ) -> Result<Prepared, RuntimeError> {
+    pub(crate) fn prepare(&self, args: &[String], stdio: Stdio) -> Result<Prepared, RuntimeError> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(args).envs(&self.env);
         if let Some(dir) = &self.working_dir {
@@ -77,7 +67,7 @@ impl Template {
                 };
                 let mut store = Store::new(&self.engine, host);
                 store.limiter(|host| &mut host.memory);
-                schedule(&mut store, share, signals);
+                schedule(&mut store, share);
                 Prepared::Module(store, self.artifact.clone())
             }
             Artifact::Component(_) => {
@@ -88,25 +78,18 @@ impl Template {
                 };
                 let mut store = Store::new(&self.engine, host);
                 store.limiter(|host| &mut host.memory);
-                schedule(&mut store, share, signals);
+                schedule(&mut store, share);
                 Prepared::Component(store, self.artifact.clone())
             }
         })
     }
 }
 
-/// Interrupts the guest every epoch: it stops if signalled, else yields (and pauses when over
-/// its CPU quota) so that other containers on the same executor thread get to run.
-fn schedule<T: 'static>(
-    store: &mut Store<T>,
-    mut share: CpuShare,
-    signals: watch::Receiver<Option<Signal>>,
-) {
+/// Interrupts the guest every epoch to yield (and to pause when over its CPU quota), so that
+/// other containers on the same executor thread get to run and a signal is seen promptly.
+fn schedule<T: 'static>(store: &mut Store<T>, mut share: CpuShare) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        if let Some(signal) = *signals.borrow() {
-            return Err(wasmtime::Error::new(Stopped(signal)));
-        }
         Ok(match share.on_deadline(Instant::now()) {
             None => UpdateDeadline::Yield(1),
             Some(pause) => UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(pause))),
@@ -124,12 +107,13 @@ enum Outcome {
 }
 
 impl Prepared {
-    /// Runs the instance to its end; a `Kill` ends it even while it waits in a host call.
+    /// Runs the instance to its end. Any signal ends it at once, even while it waits in a host
+    /// call: a WASI guest installs no signal handlers, so `Term` has its default action too.
     pub(crate) async fn run(self, mut signals: watch::Receiver<Option<Signal>>) -> ExitStatus {
         let started_at = SystemTime::now();
         let outcome = tokio::select! {
             biased;
-            () = killed(&mut signals) => Outcome::Stopped(Signal::Kill),
+            signal = signalled(&mut signals) => Outcome::Stopped(signal),
             outcome = self.execute() => outcome,
         };
         exit_status(outcome, started_at)
@@ -165,14 +149,15 @@ impl Prepared {
     }
 }
 
-async fn killed(signals: &mut watch::Receiver<Option<Signal>>) {
-    if signals
-        .wait_for(|signal| *signal == Some(Signal::Kill))
-        .await
-        .is_err()
-    {
-        // The container is gone, so no one can kill this instance any more.
-        std::future::pending::<()>().await;
+async fn signalled(signals: &mut watch::Receiver<Option<Signal>>) -> Signal {
+    let signal = match signals.wait_for(Option::is_some).await {
+        Ok(signal) => *signal,
+        Err(_) => None,
+    };
+    match signal {
+        Some(signal) => signal,
+        // The container is gone, so no one can signal this instance any more.
+        None => std::future::pending().await,
     }
 }
 
@@ -183,8 +168,6 @@ fn classify(result: wasmtime::Result<i32>, memory_exceeded: bool) -> Outcome {
     };
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         Outcome::Exited(exit.0)
-    } else if let Some(Stopped(signal)) = error.downcast_ref::<Stopped>() {
-        Outcome::Stopped(*signal)
     } else if memory_exceeded {
         Outcome::OutOfMemory
     } else if error.downcast_ref::<wasmtime::Trap>().is_some() {

@@ -209,9 +209,7 @@ impl Runtime for WasmRuntime {
             limits: spec.limits,
             epoch_tick: self.epoch_tick,
         };
-        let (signals, _) = watch::channel(None);
-        let prepared =
-            template.prepare(&spec.args, Stdio::Log(log.clone()), signals.subscribe())?;
+        let prepared = template.prepare(&spec.args, Stdio::Log(log.clone()))?;
         let container = Container {
             pod_uid: spec.pod_uid.clone(),
             container_name: spec.container_name.clone(),
@@ -219,7 +217,7 @@ impl Runtime for WasmRuntime {
             log,
             template,
             lifecycle: Mutex::new(Lifecycle::Created(Box::new(prepared))),
-            signals,
+            signals: watch::channel(None).0,
             exit: watch::channel(None).0,
         };
         self.containers
@@ -268,7 +266,8 @@ impl Runtime for WasmRuntime {
             return Ok(());
         }
         container.signal(signal);
-        // Guests check the signal at their next epoch deadline: bring it forward.
+        // A computing guest notices the signal when it next yields, at its epoch deadline:
+        // bring that forward.
         self.engine.increment_epoch();
         Ok(())
     }
@@ -316,9 +315,7 @@ impl Runtime for WasmRuntime {
         let command = spec.command.clone();
         // The exec dies with its container: it listens to the same signals.
         let signals = container.signals.subscribe();
-        let prepared = container
-            .template
-            .prepare(&command, Stdio::Exec(spec), signals.clone())?;
+        let prepared = container.template.prepare(&command, Stdio::Exec(spec))?;
         Ok(prepared.run(signals).await)
     }
 
