@@ -6,6 +6,7 @@ packages=(
   protobuf-compiler libprotobuf-dev   # containerd/etcd gRPC clients build with protoc
   etcd-server etcd-client             # the etcd store backend and its tests
   docker-registry                     # the OCI registry the image pull/push tests run against
+  clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32  # builds the example wasm guests (examples/guests/*.c)
 )
 
 missing=()

@@ -58,6 +58,10 @@ enum Command {
         /// Registries to reach over plain HTTP besides loopback ones.
         #[arg(long, value_delimiter = ',')]
         insecure_registry: Vec<String>,
+        /// First delay before restarting a crashed container or retrying a failed pull; it
+        /// doubles on each failure up to 5m, as the kubelet's does.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        crash_backoff_initial: Duration,
     },
     /// Push a wasm module to an OCI registry as a wasm artifact.
     Push {
@@ -192,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             runtime,
             insecure_registry,
+            crash_backoff_initial,
         } => {
             let data_dir = data_dir.unwrap_or_else(default_data_dir).join("node");
             if let Some(other) = runtime.iter().find(|r| r.as_str() != "wasm") {
@@ -211,12 +216,13 @@ async fn main() -> anyhow::Result<()> {
                     .to_string(),
             };
             let client = client_from_kubeconfig(&kubeconfig).await?;
-            let options = rkube_node::NodeOptions::new(
+            let mut options = rkube_node::NodeOptions::new(
                 name,
                 data_dir,
                 vec![std::sync::Arc::new(wasm)],
                 std::sync::Arc::new(images),
             );
+            options.backoff.initial = crash_backoff_initial;
             tokio::select! {
                 result = rkube_node::run(client, options) => result.context("node agent failed")?,
                 _ = shutdown_signal() => {}

@@ -1,12 +1,15 @@
 //! Shared test harness for the rkube workspace: free ports, supervised daemons, a real etcd, an OCI registry,
-//! the `rkube` API server and pinned kubectl releases.
+//! the `rkube` API server, pinned kubectl releases and the example wasm guests.
 
 mod daemon;
 mod etcd;
+mod guests;
+mod plain_image;
 mod registry;
 mod rkube;
 
 pub use daemon::{Daemon, free_port};
 pub use etcd::Etcd;
+pub use guests::{guest_wasm, guests_dir};
 pub use registry::{REGISTRY_PASSWORD, REGISTRY_USERNAME, Registry};
 pub use rkube::{Kubectl, RkubeApiserver};
