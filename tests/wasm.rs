@@ -86,26 +86,11 @@ impl Cluster {
             k,
         };
         cluster.start_node()?;
-        eventually("the node Ready", Duration::from_secs(60), || {
-            let out = cluster.k.output(&[
-                "get",
-                "node",
-                NODE,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-            ])?;
-            let ready = String::from_utf8_lossy(&out.stdout);
-            Ok(if ready == "True" {
-                Ok(())
-            } else {
-                Err(format!("{ready}{}", String::from_utf8_lossy(&out.stderr)))
-            })
-        })
-        .with_context(|| cluster.node_log())?;
         Ok(cluster)
     }
 
-    /// Starts the node agent on the cluster's node data dir (again, after a kill).
+    /// Starts the node agent on the cluster's node data dir (again, after a kill) and waits
+    /// until its Node is Ready; fails at once, with its log, if the agent exits.
     fn start_node(&mut self) -> anyhow::Result<()> {
         let kubeconfig = self.server.kubeconfig();
         let data = self
@@ -113,7 +98,7 @@ impl Cluster {
             .path()
             .to_str()
             .context("temp path is not UTF-8")?;
-        self.node = Some(rkube(
+        let mut node = rkube(
             "node",
             &[
                 "node",
@@ -128,7 +113,11 @@ impl Cluster {
                 "--crash-backoff-initial",
                 CRASH_BACKOFF,
             ],
-        )?);
+        )?;
+        node.wait_until("the Node to be Ready", Duration::from_secs(60), || {
+            node_ready(&self.k)
+        })?;
+        self.node = Some(node);
         Ok(())
     }
 
@@ -256,6 +245,12 @@ impl Cluster {
             },
         )
     }
+}
+
+fn node_ready(k: &Kubectl) -> bool {
+    let ready = r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#;
+    k.run(&["get", "node", NODE, "-o", ready])
+        .is_ok_and(|status| status == "True")
 }
 
 /// The tick numbers a ticker's log holds, in order.
@@ -453,9 +448,10 @@ fn a_busy_guest_held_to_its_cpu_limit_leaves_a_ticker_on_time() -> anyhow::Resul
     let ticked = ticks(&cluster.log("ticker", "ticker", 0)?).len() - before;
     // 100 ms ticks: 40 in the window on an idle machine; a starved ticker would fall far behind.
     ensure!(ticked >= 30, "ticker ticked {ticked} times in {window:?}");
-    // 100m of a busy loop plus the agent's own work, far from the full core it would take.
+    // 100m of a busy loop plus the agent's own work (about 0.12 of a core measured), far from
+    // the half core or more an unthrottled loop takes even on a loaded machine.
     ensure!(
-        cpu_used < window / 2,
+        cpu_used < window / 4,
         "the node used {cpu_used:?} of CPU in {window:?}"
     );
     let restarts = cluster.jsonpath("busy", "{.status.containerStatuses[0].restartCount}")?;
