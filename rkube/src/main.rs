@@ -70,6 +70,10 @@ enum Command {
         /// Where the kubelet API (container logs, exec) listens.
         #[arg(long, default_value = "0.0.0.0:10250")]
         kubelet_listen: SocketAddr,
+        /// First delay before restarting a crashed container or retrying a failed pull; it
+        /// doubles on each failure up to 5m, as the kubelet's does.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        crash_backoff_initial: Duration,
     },
     /// Push a wasm module to an OCI registry as a wasm artifact.
     Push {
@@ -292,6 +296,7 @@ async fn main() -> anyhow::Result<()> {
             runtime,
             insecure_registry,
             kubelet_listen,
+            crash_backoff_initial,
         } => {
             let data_dir = data_dir.unwrap_or_else(default_data_dir).join("node");
             if let Some(other) = runtime.iter().find(|r| r.as_str() != "wasm") {
@@ -340,6 +345,7 @@ async fn main() -> anyhow::Result<()> {
                 listen: kubelet_listen,
                 cluster_ca_pem: cluster_ca_pem(&kubeconfig)?,
             });
+            options.backoff.initial = crash_backoff_initial;
             tokio::select! {
                 result = rkube_node::run(client, options) => result.context("node agent failed")?,
                 _ = shutdown_signal() => {}
