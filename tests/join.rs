@@ -93,7 +93,8 @@ fn a_node_joins_with_a_bootstrap_token() -> anyhow::Result<()> {
             "--token",
             &token_s,
         ])
-        .args(["--ca-cert-hash", &hash_s, "--data-dir"])
+        .args(["--ca-cert-hash", &hash_s, "--kubelet-listen", "0.0.0.0:0"])
+        .arg("--data-dir")
         .arg(&node_data)
         .env_remove("KUBECONFIG");
         cmd

@@ -112,6 +112,8 @@ impl Cluster {
                 data,
                 "--crash-backoff-initial",
                 CRASH_BACKOFF,
+                "--kubelet-listen",
+                "0.0.0.0:0",
             ],
         )?;
         node.wait_until("the Node to be Ready", Duration::from_secs(60), || {
@@ -343,6 +345,50 @@ fn a_ticker_keeps_running_and_ticking() -> anyhow::Result<()> {
         seen.iter().copied().eq(1..=seen.len() as u64),
         "ticks out of order: {seen:?}"
     );
+
+    // kubectl logs --tail and -f through the kubelet API: the stream keeps delivering new
+    // ticks after the ones already written.
+    let last = cluster.k.run(&["logs", "ticker", "--tail=1"])?;
+    ensure!(
+        last.lines().count() == 1 && last.starts_with("tick "),
+        "{last:?}"
+    );
+    let mut follow = cluster.k.spawn(&["logs", "-f", "ticker"])?;
+    let stdout = follow
+        .stdout
+        .take()
+        .context("kubectl logs -f has no stdout")?;
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let newest = *seen.last().unwrap_or(&0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut followed = Vec::new();
+    while followed.last().is_none_or(|n| *n <= newest + 2) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = received
+            .recv_timeout(left)
+            .map_err(|_| anyhow::anyhow!("kubectl logs -f stalled after {followed:?}"))?;
+        followed.extend(
+            line.strip_prefix("tick ")
+                .and_then(|n| n.parse::<u64>().ok()),
+        );
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    ensure!(
+        followed.iter().copied().eq(1..=followed.len() as u64),
+        "followed ticks out of order: {followed:?}"
+    );
     Ok(())
 }
 
@@ -360,6 +406,40 @@ fn config_reader_prints_its_config_map() -> anyhow::Result<()> {
     )?;
     let phase = cluster.jsonpath("config-reader", "{.status.phase}")?;
     ensure!(phase == "Running", "phase {phase}");
+
+    // kubectl logs goes API server → kubelet API → the CRI log file.
+    let logs = cluster.k.run(&["logs", "config-reader"])?;
+    ensure!(
+        logs == "/config/greeting: hello from a configMap\n",
+        "kubectl logs: {logs:?}"
+    );
+    // kubectl exec runs a fresh instance of the module with the pod's volumes.
+    let exec = cluster.k.run(&[
+        "exec",
+        "config-reader",
+        "--",
+        "config-reader",
+        "/config/greeting",
+        "exit",
+    ])?;
+    ensure!(
+        exec == "/config/greeting: hello from a configMap\n",
+        "kubectl exec: {exec:?}"
+    );
+    let out = cluster.k.output(&[
+        "exec",
+        "config-reader",
+        "--",
+        "config-reader",
+        "/nope",
+        "exit",
+    ])?;
+    ensure!(
+        out.status.code() == Some(1),
+        "exec of a failing command: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use axum::extract::ws::{
-    Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+    CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code,
+    rejection::WebSocketUpgradeRejection,
 };
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::response::Response;
@@ -121,7 +122,12 @@ async fn session(
                 return;
             }
         }
-        if let Err(error) = sink.send(Message::Close(None)).await {
+        // A normal-closure code: client-go treats a close without one as a broken stream.
+        let close = CloseFrame {
+            code: close_code::NORMAL,
+            reason: "".into(),
+        };
+        if let Err(error) = sink.send(Message::Close(Some(close))).await {
             tracing::debug!(%error, "closing an exec websocket");
         }
     });
