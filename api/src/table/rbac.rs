@@ -81,7 +81,8 @@ mod tests {
 
     #[test]
     fn roles_show_their_creation_time() {
-        let role = json!({"metadata": {"name": "view", "creationTimestamp": "2023-11-14T22:13:00Z"}});
+        let role =
+            json!({"metadata": {"name": "view", "creationTimestamp": "2023-11-14T22:13:00Z"}});
         assert_eq!(
             role_cells(&role, NOW),
             [json!("view"), json!("2023-11-14T22:13:00Z")]
@@ -107,6 +108,9 @@ mod tests {
             ]
         );
         let bare = json!({"metadata": {"name": "b"}, "roleRef": {"kind": "Role", "name": "r"}});
-        assert_eq!(binding_cells(&bare, NOW)[3..], [json!(""), json!(""), json!("")]);
+        assert_eq!(
+            binding_cells(&bare, NOW)[3..],
+            [json!(""), json!(""), json!("")]
+        );
     }
 }

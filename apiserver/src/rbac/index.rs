@@ -121,7 +121,11 @@ impl PolicyIndex {
             .get(namespace)
             .into_iter()
             .flatten()
-            .filter(|b| b.subjects.iter().any(|s| user.is_subject(s, Some(namespace))))
+            .filter(|b| {
+                b.subjects
+                    .iter()
+                    .any(|s| user.is_subject(s, Some(namespace)))
+            })
             .any(|b| {
                 let rules = match b.role_ref.kind.as_str() {
                     "ClusterRole" => self.cluster_roles.get(&b.role_ref.name),

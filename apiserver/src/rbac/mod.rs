@@ -78,7 +78,13 @@ const RBAC_RESOURCES: [&str; 4] = [
 
 impl Authorizer {
     /// Allows the request, or explains why not as kube-apiserver does.
-    pub fn authorize(&self, cache: &WatchCache, user: &User, target: &Target, verb: &str) -> ApiResult<()> {
+    pub fn authorize(
+        &self,
+        cache: &WatchCache,
+        user: &User,
+        target: &Target,
+        verb: &str,
+    ) -> ApiResult<()> {
         let info = UserInfo::of(user);
         if info.in_group(subjects::MASTERS) {
             return Ok(());
@@ -88,7 +94,9 @@ impl Authorizer {
         if let Some(node) = node::node_name(&info) {
             match node::authorize(cache, node, &attrs) {
                 node::Decision::Allow => return Ok(()),
-                node::Decision::Deny(why) => return Err(forbidden(user, target, &attrs, Some(why))),
+                node::Decision::Deny(why) => {
+                    return Err(forbidden(user, target, &attrs, Some(why)));
+                }
                 node::Decision::NoOpinion(why) => reason = why,
             }
         }
@@ -135,7 +143,12 @@ impl Authorizer {
 
 /// kube's Forbidden message: `User "jane" cannot list resource "pods" in API group "" in the
 /// namespace "default"`, with the deciding authorizer's reason appended when it gave one.
-fn forbidden(user: &User, target: &Target, attrs: &Attributes<'_>, reason: Option<String>) -> ApiError {
+fn forbidden(
+    user: &User,
+    target: &Target,
+    attrs: &Attributes<'_>,
+    reason: Option<String>,
+) -> ApiError {
     let resource = match attrs.subresource {
         Some(sub) => format!("{}/{sub}", attrs.resource),
         None => attrs.resource.to_string(),

@@ -40,9 +40,12 @@ pub fn authorize(cache: &WatchCache, node: &str, attrs: &Attributes<'_>) -> Deci
             referenced_object(cache, node, attrs)
         }
         ("", "pods", None) if reads => Decision::Allow,
-        ("", "pods", None) if verb == "delete" => {
-            own_pod(cache, node, attrs, "can only delete pods with spec.nodeName set to itself")
-        }
+        ("", "pods", None) if verb == "delete" => own_pod(
+            cache,
+            node,
+            attrs,
+            "can only delete pods with spec.nodeName set to itself",
+        ),
         ("", "pods", Some("status")) if matches!(verb, "get" | "update" | "patch") => own_pod(
             cache,
             node,
@@ -152,9 +155,13 @@ fn array<'a>(v: &'a Value, pointer: &str) -> impl Iterator<Item = &'a Value> {
 /// or an image pull secret.
 fn refers_to(pod: &Value, resource: &str, name: &str) -> bool {
     let named = |v: &Value, pointer: &str| str_at(v, pointer) == Some(name);
-    let containers = ["/spec/initContainers", "/spec/containers", "/spec/ephemeralContainers"]
-        .into_iter()
-        .flat_map(|p| array(pod, p));
+    let containers = [
+        "/spec/initContainers",
+        "/spec/containers",
+        "/spec/ephemeralContainers",
+    ]
+    .into_iter()
+    .flat_map(|p| array(pod, p));
     let volumes = || array(pod, "/spec/volumes");
     let projected = || volumes().flat_map(|v| array(v, "/projected/sources"));
     match resource {
@@ -175,9 +182,7 @@ fn refers_to(pod: &Value, resource: &str, name: &str) -> bool {
                         || array(c, "/envFrom").any(|e| named(e, "/configMapRef/name"))
                 })
         }
-        "persistentvolumeclaims" => {
-            volumes().any(|v| named(v, "/persistentVolumeClaim/claimName"))
-        }
+        "persistentvolumeclaims" => volumes().any(|v| named(v, "/persistentVolumeClaim/claimName")),
         _ => false,
     }
 }

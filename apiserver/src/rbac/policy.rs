@@ -255,7 +255,10 @@ pub fn bootstrap_policy() -> Vec<(&'static str, Value)> {
         ("clusterroles", cluster_role("edit", edit_rules())),
         ("clusterroles", cluster_role("view", view_rules())),
         ("clusterroles", cluster_role("system:discovery", discovery)),
-        ("clusterroles", cluster_role("system:node-bootstrapper", csrs)),
+        (
+            "clusterroles",
+            cluster_role("system:node-bootstrapper", csrs),
+        ),
         (
             "clusterrolebindings",
             cluster_binding("cluster-admin", "cluster-admin", subject("Group", MASTERS)),

@@ -97,7 +97,10 @@ mod tests {
         assert!(!rule_allows(&read, &apps));
         let everything = rule(&["*"], &["*"], &["*"], &[]);
         assert!(rule_allows(&everything, &apps));
-        assert!(rule_allows(&everything, &attrs("patch", "pods", Some("status"))));
+        assert!(rule_allows(
+            &everything,
+            &attrs("patch", "pods", Some("status"))
+        ));
     }
 
     #[test]
@@ -112,8 +115,14 @@ mod tests {
         assert!(rule_allows(&any_sub, &attrs("get", "pods", Some("exec"))));
         assert!(!rule_allows(&any_sub, &attrs("get", "pods", None)));
         let any_status = rule(&["get"], &[""], &["*/status"], &[]);
-        assert!(rule_allows(&any_status, &attrs("get", "nodes", Some("status"))));
-        assert!(!rule_allows(&any_status, &attrs("get", "nodes", Some("proxy"))));
+        assert!(rule_allows(
+            &any_status,
+            &attrs("get", "nodes", Some("status"))
+        ));
+        assert!(!rule_allows(
+            &any_status,
+            &attrs("get", "nodes", Some("proxy"))
+        ));
     }
 
     #[test]
