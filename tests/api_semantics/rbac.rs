@@ -415,6 +415,12 @@ async fn nodes_reach_only_what_their_pods_need() {
     )
     .await;
     assert_eq!(recorded.status, 201, "{}", recorded.text());
+    settle(&api).await;
+    let event = get_as(&api, &n1, "/api/v1/namespaces/default/events/e").await;
+    assert_eq!(event.status, 200, "{}", event.text());
+    get_as(&api, &n1, "/api/v1/namespaces/default/events")
+        .await
+        .failure(403, "Forbidden");
 }
 
 #[tokio::test]

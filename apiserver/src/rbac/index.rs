@@ -27,8 +27,8 @@ struct Binding {
 #[derive(Default)]
 pub struct PolicyIndex {
     cluster_roles: HashMap<String, Vec<PolicyRule>>,
-    /// Keyed by (namespace, name).
-    roles: HashMap<(String, String), Vec<PolicyRule>>,
+    /// By namespace, then name.
+    roles: HashMap<String, HashMap<String, Vec<PolicyRule>>>,
     cluster_bindings: Vec<Binding>,
     bindings_by_namespace: HashMap<String, Vec<Binding>>,
 }
@@ -58,11 +58,14 @@ impl PolicyIndex {
     pub fn build(objects: &PolicyObjects<'_>) -> PolicyIndex {
         let mut index = PolicyIndex::default();
         for role in objects.roles.iter().filter_map(|o| typed::<Role>(o)) {
-            let key = (
-                role.metadata.namespace.unwrap_or_default(),
-                role.metadata.name.unwrap_or_default(),
-            );
-            index.roles.insert(key, role.rules.unwrap_or_default());
+            index
+                .roles
+                .entry(role.metadata.namespace.unwrap_or_default())
+                .or_default()
+                .insert(
+                    role.metadata.name.unwrap_or_default(),
+                    role.rules.unwrap_or_default(),
+                );
         }
         for role in objects
             .cluster_roles
@@ -110,7 +113,7 @@ impl PolicyIndex {
             .iter()
             .filter(|b| b.role_ref.kind == "ClusterRole")
             .filter(|b| b.subjects.iter().any(|s| user.is_subject(s, None)))
-            .any(|b| self.grants(&self.cluster_roles.get(&b.role_ref.name), attrs));
+            .any(|b| grants(self.cluster_roles.get(&b.role_ref.name), attrs));
         if cluster_wide {
             return true;
         }
@@ -131,19 +134,18 @@ impl PolicyIndex {
                     "ClusterRole" => self.cluster_roles.get(&b.role_ref.name),
                     "Role" => self
                         .roles
-                        .get(&(namespace.to_string(), b.role_ref.name.clone())),
+                        .get(namespace)
+                        .and_then(|roles| roles.get(&b.role_ref.name)),
                     _ => None,
                 };
-                self.grants(&rules, attrs)
+                grants(rules, attrs)
             })
     }
+}
 
-    fn grants(&self, rules: &Option<&Vec<PolicyRule>>, attrs: &Attributes<'_>) -> bool {
-        rules
-            .into_iter()
-            .flat_map(|rules| rules.iter())
-            .any(|rule| rule_allows(rule, attrs))
-    }
+/// Whether any of a role's rules grants the request; a missing role grants nothing.
+fn grants(rules: Option<&Vec<PolicyRule>>, attrs: &Attributes<'_>) -> bool {
+    rules.is_some_and(|rules| rules.iter().any(|rule| rule_allows(rule, attrs)))
 }
 
 #[cfg(test)]

@@ -70,7 +70,11 @@ pub fn authorize(cache: &WatchCache, node: &str, attrs: &Attributes<'_>) -> Deci
         {
             Decision::Allow
         }
-        ("" | "events.k8s.io", "events", None) if matches!(verb, "create" | "update" | "patch") => {
+        // `get` beyond kube's node rules: the event recorder reads a repeated event to bump
+        // its count.
+        ("" | "events.k8s.io", "events", None)
+            if matches!(verb, "create" | "get" | "update" | "patch") =>
+        {
             Decision::Allow
         }
         ("coordination.k8s.io", "leases", None) if attrs.namespace == Some(LEASE_NAMESPACE) => {
