@@ -14,7 +14,7 @@ use super::rules::Attributes;
 use super::subjects::UserInfo;
 
 pub const NODES_GROUP: &str = "system:nodes";
-const NODE_USER_PREFIX: &str = "system:node:";
+pub const NODE_USER_PREFIX: &str = "system:node:";
 const LEASE_NAMESPACE: &str = "kube-node-lease";
 const READ: &[&str] = &["get", "list", "watch"];
 
