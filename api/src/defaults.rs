@@ -49,6 +49,19 @@ pub fn apply_defaults(resource: &ResourceInfo, obj: &mut Value) {
                 set(port, "protocol", json!("TCP"));
             }
         }
+        "RoleBinding" | "ClusterRoleBinding" => {
+            for subject in list(root, "subjects") {
+                // An empty apiGroup is unset in Go, so it is defaulted too.
+                let group = match str_of(subject, "kind") {
+                    "ServiceAccount" => "",
+                    "User" | "Group" => "rbac.authorization.k8s.io",
+                    _ => continue,
+                };
+                if str_of(subject, "apiGroup").is_empty() {
+                    subject.insert("apiGroup".into(), json!(group));
+                }
+            }
+        }
         // ConfigMaps, ServiceAccounts, Events, Leases and RuntimeClasses have no defaults.
         _ => {}
     }

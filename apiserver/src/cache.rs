@@ -1,7 +1,7 @@
 //! The watch cache: every object and a window of recent events in memory, fed by one store
 //! watch. LIST and WATCH are served from here; one writer task, many cheap readers.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -52,6 +52,11 @@ struct Inner {
     events: VecDeque<Arc<CacheEvent>>,
     /// Events with revisions greater than this are all in `events`.
     window_start: Revision,
+    /// The revision of the last change per resource (`pods`, `roles.rbac.authorization.k8s.io`),
+    /// since `loaded_at`; what derived indexes check to know they are stale.
+    changed: HashMap<String, Revision>,
+    /// The revision objects were last loaded from a full list.
+    loaded_at: Revision,
 }
 
 pub struct WatchCache {
@@ -83,6 +88,8 @@ impl WatchCache {
                 revision: listed.revision,
                 events: VecDeque::with_capacity(capacity.min(4096)),
                 window_start: listed.revision,
+                changed: HashMap::new(),
+                loaded_at: listed.revision,
             }),
             events: broadcast::channel(capacity.max(1024)).0,
             revision: watch::channel(listed.revision).0,
@@ -136,6 +143,8 @@ impl WatchCache {
         inner.revision = listed.revision;
         inner.events.clear();
         inner.window_start = listed.revision;
+        inner.changed.clear();
+        inner.loaded_at = listed.revision;
         drop(inner);
         self.revision.send_replace(listed.revision);
         Ok(())
@@ -177,6 +186,15 @@ impl WatchCache {
             prev,
         });
         inner.revision = event.revision();
+        if let Some(resource) = resource_of(&kv.key) {
+            let revision = inner.revision;
+            match inner.changed.get_mut(resource) {
+                Some(at) => *at = revision,
+                None => {
+                    inner.changed.insert(resource.to_string(), revision);
+                }
+            }
+        }
         if inner.events.len() >= self.capacity
             && let Some(dropped) = inner.events.pop_front()
         {
@@ -188,6 +206,17 @@ impl WatchCache {
         let revision = inner.revision;
         drop(inner);
         self.revision.send_replace(revision);
+    }
+
+    /// The revision of the last change to objects of `group_resource` (as in storage keys:
+    /// `pods`, `roles.rbac.authorization.k8s.io`), or of the last full load if later.
+    pub fn last_change(&self, group_resource: &str) -> Revision {
+        let inner = self.read();
+        inner
+            .changed
+            .get(group_resource)
+            .copied()
+            .unwrap_or(inner.loaded_at)
     }
 
     pub fn current_revision(&self) -> Revision {
@@ -263,6 +292,11 @@ impl WatchCache {
     }
 }
 
+/// The resource segment of a storage key: `pods` in `/registry/pods/ns/name`.
+fn resource_of(key: &str) -> Option<&str> {
+    key.strip_prefix(ROOT)?.split('/').next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +330,10 @@ mod tests {
 
         let initial = cache.subscribe("/registry/", None).unwrap();
         assert_eq!(initial.backlog.len(), 2);
+
+        assert_eq!(cache.last_change("nodes"), last);
+        assert_eq!(cache.last_change("pods"), last - 1);
+        assert_eq!(cache.last_change("secrets"), first);
     }
 
     #[tokio::test]

@@ -13,11 +13,10 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::auth::User;
 use crate::bootstrap::BOOTSTRAPPERS;
 use crate::error::{ApiError, ApiResult, Target};
+use crate::rbac::node::{NODE_USER_PREFIX, NODES_GROUP};
 
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 pub const CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
-const NODE_PREFIX: &str = "system:node:";
-const NODES_GROUP: &str = "system:nodes";
 /// kube-controller-manager's default `--cluster-signing-duration`.
 const DEFAULT_DURATION_SECS: i64 = 365 * 24 * 3600;
 
@@ -158,13 +157,14 @@ fn node_may_self_approve(user: &User, obj: &Value) -> bool {
     let Some(subject) = requested_subject(obj) else {
         return false;
     };
-    let Some(node) = subject.common_name.strip_prefix(NODE_PREFIX) else {
+    let Some(node) = subject.common_name.strip_prefix(NODE_USER_PREFIX) else {
         return false;
     };
     if subject.organizations != [NODES_GROUP] {
         return false;
     }
-    user.groups.iter().any(|g| g == BOOTSTRAPPERS) || user.name == format!("{NODE_PREFIX}{node}")
+    user.groups.iter().any(|g| g == BOOTSTRAPPERS)
+        || user.name == format!("{NODE_USER_PREFIX}{node}")
 }
 
 struct Subject {

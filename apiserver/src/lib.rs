@@ -3,7 +3,6 @@
 pub mod admission;
 pub mod allocate;
 pub mod auth;
-pub mod authorize;
 pub mod body;
 pub mod bootstrap;
 pub mod cache;
@@ -21,6 +20,7 @@ pub mod patches;
 pub mod pki;
 pub mod pod_admission;
 pub mod protobuf;
+pub mod rbac;
 pub mod request;
 pub mod run;
 pub mod serve;

@@ -65,7 +65,7 @@ fn parse<T: Message + Serialize>(kind: &str, raw: &[u8]) -> Result<Value, Protob
 
 /// The serde form of a message of the given type.
 fn message_json(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, ProtobufError> {
-    use api::{apps, autoscaling, batch, certificates, coordination, core, discovery, node};
+    use api::{apps, autoscaling, batch, certificates, coordination, core, discovery, node, rbac};
     match (api_version, kind) {
         ("v1", "Pod") => parse::<core::v1::Pod>(kind, raw),
         ("v1", "ConfigMap") => parse::<core::v1::ConfigMap>(kind, raw),
@@ -86,6 +86,16 @@ fn message_json(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, Prot
         ("node.k8s.io/v1", "RuntimeClass") => parse::<node::v1::RuntimeClass>(kind, raw),
         ("certificates.k8s.io/v1", "CertificateSigningRequest") => {
             parse::<certificates::v1::CertificateSigningRequest>(kind, raw)
+        }
+        ("rbac.authorization.k8s.io/v1", "Role") => parse::<rbac::v1::Role>(kind, raw),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
+            parse::<rbac::v1::ClusterRole>(kind, raw)
+        }
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
+            parse::<rbac::v1::RoleBinding>(kind, raw)
+        }
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            parse::<rbac::v1::ClusterRoleBinding>(kind, raw)
         }
         ("coordination.k8s.io/v1", "Lease") => parse::<coordination::v1::Lease>(kind, raw),
         ("discovery.k8s.io/v1", "EndpointSlice") => {

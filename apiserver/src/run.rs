@@ -166,6 +166,7 @@ pub async fn run(
     let signer = CertSigner::new(&pki.ca_cert, &pki.ca_key)?;
     let _ = api.signer.set(Arc::new(signer));
     ensure_system_namespaces(&api).await?;
+    crate::rbac::ensure_bootstrap_policy(&api).await?;
     let listener = serve::bind(options.listen).await?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: options.listen,

@@ -16,6 +16,7 @@ use crate::cache::WatchCache;
 use crate::csr::CertSigner;
 use crate::error::{ApiError, ApiResult};
 use crate::kubelet_proxy::KubeletConnector;
+use crate::rbac::Authorizer;
 use crate::request::{Params, Target};
 use crate::store::Store;
 use crate::{discovery, handlers};
@@ -30,6 +31,8 @@ pub struct ApiServer {
     pub kubelet: Option<Arc<dyn KubeletConnector>>,
     /// Signs approved client certificate requests; unset, requests stay unsigned.
     pub signer: OnceLock<Arc<CertSigner>>,
+    /// Decides every resource request (Node authorizer, then RBAC).
+    pub authorizer: Authorizer,
 }
 
 impl ApiServer {
@@ -65,6 +68,7 @@ impl ApiServer {
             cache,
             kubelet,
             signer: OnceLock::new(),
+            authorizer: Authorizer::default(),
         }))
     }
 }
@@ -212,8 +216,10 @@ async fn resource_request(
     );
     let result = async {
         let params = Params::from_query(uri.query())?;
-        let verb = crate::authorize::verb(&method, &target, &params);
-        crate::authorize::authorize(&user, verb, &target)?;
+        let verb = crate::rbac::verb(&method, &target, &params);
+        server
+            .authorizer
+            .authorize(&server.cache, &user, &target, verb)?;
         let request = handlers::RequestParts {
             method: &method,
             headers: &headers,

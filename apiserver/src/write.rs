@@ -79,6 +79,7 @@ async fn create_object(
     }
     let name = objects::name(obj).to_string();
     let namespace = objects::namespace(obj).map(String::from);
+    crate::rbac::node::admit_create(user, resource, obj)?;
     if let Some(ns) = &namespace {
         ensure_namespace_open(server, ns, ErrorTarget::new(resource, &name)).await?;
     }

@@ -11,6 +11,7 @@ mod deletion;
 mod kube_client;
 mod lists;
 mod patches;
+mod rbac;
 mod subresources;
 mod watches;
 mod writes;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::{
-    apps, autoscaling, batch, certificates, coordination, core, discovery, node,
+    apps, autoscaling, batch, certificates, coordination, core, discovery, node, rbac,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
@@ -210,6 +210,16 @@ fn resource_component(c: &mut Components, r: &ResourceInfo, gvk: &Gvk) -> Option
         ("node.k8s.io", "v1", "RuntimeClass") => c.add_kind::<node::v1::RuntimeClass>(gvk),
         ("certificates.k8s.io", "v1", "CertificateSigningRequest") => {
             c.add_kind::<certificates::v1::CertificateSigningRequest>(gvk)
+        }
+        ("rbac.authorization.k8s.io", "v1", "Role") => c.add_kind::<rbac::v1::Role>(gvk),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole") => {
+            c.add_kind::<rbac::v1::ClusterRole>(gvk)
+        }
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding") => {
+            c.add_kind::<rbac::v1::RoleBinding>(gvk)
+        }
+        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => {
+            c.add_kind::<rbac::v1::ClusterRoleBinding>(gvk)
         }
         ("coordination.k8s.io", "v1", "Lease") => c.add_kind::<coordination::v1::Lease>(gvk),
         ("discovery.k8s.io", "v1", "EndpointSlice") => {

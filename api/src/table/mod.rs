@@ -8,6 +8,7 @@ mod cluster;
 mod config;
 mod network;
 mod pods;
+mod rbac;
 pub mod time;
 mod workloads;
 
@@ -140,6 +141,12 @@ fn printer(resource: &ResourceInfo) -> Printer {
         ("batch", "cronjobs") => (workloads::CRONJOB_COLUMNS, workloads::cronjob_cells),
         ("certificates.k8s.io", "certificatesigningrequests") => {
             (cluster::CSR_COLUMNS, cluster::csr_cells)
+        }
+        ("rbac.authorization.k8s.io", "roles" | "clusterroles") => {
+            (rbac::ROLE_COLUMNS, rbac::role_cells)
+        }
+        ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
+            (rbac::BINDING_COLUMNS, rbac::binding_cells)
         }
         ("coordination.k8s.io", "leases") => (cluster::LEASE_COLUMNS, cluster::lease_cells),
         ("node.k8s.io", "runtimeclasses") => {

@@ -1,7 +1,7 @@
 //! Strict decoding: typing a JSON object as its k8s-openapi kind and finding the fields the
 //! type does not know (k8s-openapi drops them silently, Kubernetes reports them).
 
-use k8s_openapi::api::{apps, batch, certificates, coordination, core, discovery, node};
+use k8s_openapi::api::{apps, batch, certificates, coordination, core, discovery, node, rbac};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -43,6 +43,10 @@ pub fn decode_strict(resource: &ResourceInfo, obj: &Value) -> Result<Vec<String>
         "CertificateSigningRequest" => {
             unknown_fields::<certificates::v1::CertificateSigningRequest>(resource, obj)
         }
+        "Role" => unknown_fields::<rbac::v1::Role>(resource, obj),
+        "ClusterRole" => unknown_fields::<rbac::v1::ClusterRole>(resource, obj),
+        "RoleBinding" => unknown_fields::<rbac::v1::RoleBinding>(resource, obj),
+        "ClusterRoleBinding" => unknown_fields::<rbac::v1::ClusterRoleBinding>(resource, obj),
         "Lease" => unknown_fields::<coordination::v1::Lease>(resource, obj),
         "EndpointSlice" => unknown_fields::<discovery::v1::EndpointSlice>(resource, obj),
         other => Err(DecodeError::UnknownKind {

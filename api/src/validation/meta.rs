@@ -5,7 +5,10 @@ use serde_json::Value;
 
 use super::cause::{Causes, at, idx, quoted, shown};
 use super::labels::{validate_annotations, validate_labels};
-use super::names::{is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name};
+use super::names::{
+    is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_path_segment_name,
+    is_qualified_name,
+};
 use crate::resources::ResourceInfo;
 
 pub(crate) fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -17,6 +20,7 @@ pub(crate) fn name_problems(kind: &str, name: &str) -> Vec<String> {
     match kind {
         "Namespace" => is_dns1123_label(name),
         "Service" => is_dns1035_label(name),
+        "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => is_path_segment_name(name),
         _ => is_dns1123_subdomain(name),
     }
 }

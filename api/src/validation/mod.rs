@@ -12,6 +12,7 @@ mod labels;
 mod meta;
 mod names;
 mod pod;
+mod rbac;
 mod services;
 mod workloads;
 
@@ -70,6 +71,10 @@ pub fn validate(resource: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Ve
         "Lease" => cluster::validate_lease(obj, &mut c),
         "CertificateSigningRequest" => certificates::validate_csr(obj, old, &mut c),
         "EndpointSlice" => services::validate_endpoint_slice(obj, old, &mut c),
+        "Role" => rbac::validate_role(obj, true, &mut c),
+        "ClusterRole" => rbac::validate_role(obj, false, &mut c),
+        "RoleBinding" => rbac::validate_binding(obj, old, true, &mut c),
+        "ClusterRoleBinding" => rbac::validate_binding(obj, old, false, &mut c),
         // ServiceAccounts have nothing to check beyond their metadata.
         _ => {}
     }

@@ -129,6 +129,18 @@ pub(crate) fn is_dns1035_label(s: &str) -> Vec<String> {
     errs
 }
 
+/// A name that must be usable as one URL path segment (RBAC roles and bindings).
+pub(crate) fn is_path_segment_name(s: &str) -> Vec<String> {
+    if s == "." || s == ".." {
+        return vec![format!("may not be '{s}'")];
+    }
+    ["/", "%"]
+        .iter()
+        .filter(|illegal| s.contains(*illegal))
+        .map(|illegal| format!("may not contain '{illegal}'"))
+        .collect()
+}
+
 /// A label key, annotation key or finalizer: `[prefix/]name`.
 pub(crate) fn is_qualified_name(s: &str) -> Vec<String> {
     let name_regex_error = || {
@@ -272,6 +284,16 @@ mod tests {
         assert_eq!(is_dns1123_label(&"a".repeat(64)).len(), 1);
         assert!(is_dns1035_label("web").is_empty());
         assert_eq!(is_dns1035_label("1web").len(), 1);
+    }
+
+    #[test]
+    fn path_segment_names() {
+        assert!(is_path_segment_name("system:node-bootstrapper").is_empty());
+        assert_eq!(is_path_segment_name(".."), vec!["may not be '..'"]);
+        assert_eq!(
+            is_path_segment_name("a/b%c"),
+            vec!["may not contain '/'", "may not contain '%'"]
+        );
     }
 
     #[test]
