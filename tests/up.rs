@@ -101,8 +101,14 @@ impl Drop for Up {
 }
 
 fn push(guest: &str, image: &str) -> anyhow::Result<()> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/guests").join(guest);
-    let pushed = Command::new(RKUBE).arg("push").arg(&path).arg(image).output()?;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/guests")
+        .join(guest);
+    let pushed = Command::new(RKUBE)
+        .arg("push")
+        .arg(&path)
+        .arg(image)
+        .output()?;
     ensure!(
         pushed.status.success(),
         "rkube push {guest} failed: {}",
@@ -114,16 +120,19 @@ fn push(guest: &str, image: &str) -> anyhow::Result<()> {
 /// Applies an example manifest with its image reference pointed at the test registry.
 fn apply_example(k: &Kubectl, dir: &Path, example: &str, image: &str) -> anyhow::Result<()> {
     let manifest = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(example),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(example),
     )?;
-    let name = image
-        .rsplit('/')
-        .next()
-        .context("image has a repository")?;
+    let name = image.rsplit('/').next().context("image has a repository")?;
     let manifest = manifest.replace(&format!("127.0.0.1:5000/{name}"), image);
     let file = dir.join(example);
     std::fs::write(&file, manifest)?;
-    k.run(&["apply", "-f", file.to_str().context("temp path is not UTF-8")?])?;
+    k.run(&[
+        "apply",
+        "-f",
+        file.to_str().context("temp path is not UTF-8")?,
+    ])?;
     Ok(())
 }
 
@@ -250,7 +259,12 @@ fn rkube_up_runs_wasm_pods_and_resumes_after_sigterm() -> anyhow::Result<()> {
         "-o",
         "jsonpath={range .items[*]}{.status.containerStatuses[0].ready}/{.status.containerStatuses[0].restartCount} {end}",
     ];
-    wait_for(&k, &restarted, "true/1 true/1 ", "the sleeper pods run again")?;
+    wait_for(
+        &k,
+        &restarted,
+        "true/1 true/1 ",
+        "the sleeper pods run again",
+    )?;
     ensure!(sleeper_pods(&k)? == pods_before, "the sleeper pods changed");
 
     let (status, _) = up.terminate()?;

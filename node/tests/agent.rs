@@ -383,7 +383,11 @@ async fn a_node_shutdown_kills_containers_and_keeps_the_pods() {
     let kept = cluster.pods().get("server").await.unwrap();
     assert_eq!(kept.uid(), pod.uid());
     assert_eq!(kept.status, running.status);
-    assert!(cluster.log(&pod.uid().unwrap(), "main", 0).contains(" stdout F up"));
+    assert!(
+        cluster
+            .log(&pod.uid().unwrap(), "main", 0)
+            .contains(" stdout F up")
+    );
 
     let _again = cluster.agent(cluster.runtime());
     cluster

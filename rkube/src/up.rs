@@ -40,10 +40,7 @@ type Ended = (&'static str, anyhow::Result<()>);
 
 /// Runs the cluster until `shutdown` resolves or a component fails. Prints `rkube is ready`
 /// and the `export KUBECONFIG=…` hint on stdout once the API serves and the node is Ready.
-pub async fn run(
-    options: UpOptions,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+pub async fn run(options: UpOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let started = Instant::now();
     let since = Timestamp::now();
     let data_dir = std::path::absolute(&options.data_dir)
@@ -122,7 +119,11 @@ pub async fn run(
     let drain = async {
         while let Some(ended) = components.join_next().await {
             if let Ok((name, Err(error))) = ended {
-                tracing::warn!(component = name, error = format!("{error:#}"), "while stopping");
+                tracing::warn!(
+                    component = name,
+                    error = format!("{error:#}"),
+                    "while stopping"
+                );
             }
         }
     };
