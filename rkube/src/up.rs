@@ -13,6 +13,7 @@ use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use rkube_apiserver::in_process;
+use rkube_apiserver::run::Prepared;
 use rkube_node::NodeOptions;
 use rkube_node::images::OciImages;
 use rkube_runtimes::wasm::{WasmConfig, WasmRuntime};
@@ -67,35 +68,7 @@ pub async fn run(options: UpOptions, shutdown: impl Future<Output = ()>) -> anyh
     let kubeconfig = api.kubeconfig.clone();
 
     let (stop, stopping) = watch::channel(false);
-    let mut components: JoinSet<Ended> = JoinSet::new();
-    let api_stopping = stopping.clone();
-    components.spawn(async move {
-        api.serve(stopped(api_stopping)).await;
-        ("api server", Ok(()))
-    });
-    components.spawn(stoppable(
-        "node agent",
-        rkube_node::run_until(client.clone(), node, stopped(stopping.clone())),
-    ));
-    let scheduler = rkube_scheduler::SchedulerOptions {
-        leader_elect: false,
-        ..Default::default()
-    };
-    components.spawn(unless_stopped(
-        stopping.clone(),
-        "scheduler",
-        rkube_scheduler::run(client.clone(), scheduler),
-    ));
-    let controllers = rkube_controllers::manager::ManagerOptions {
-        leader_elect: false,
-        ..Default::default()
-    };
-    components.spawn(unless_stopped(
-        stopping.clone(),
-        "controller manager",
-        rkube_controllers::manager::run(client.clone(), controllers),
-    ));
-
+    let mut components = spawn_components(api, &client, node, &stopping);
     let ready = node_ready(client, node_name, since);
     tokio::pin!(ready, shutdown);
     let mut announced = false;
@@ -116,21 +89,67 @@ pub async fn run(options: UpOptions, shutdown: impl Future<Output = ()>) -> anyh
     };
     tracing::info!("stopping the cluster");
     stop.send_replace(true);
-    let drain = async {
-        while let Some(ended) = components.join_next().await {
-            if let Ok((name, Err(error))) = ended {
-                tracing::warn!(
-                    component = name,
-                    error = format!("{error:#}"),
-                    "while stopping"
-                );
-            }
-        }
-    };
-    if tokio::time::timeout(SHUTDOWN_LIMIT, drain).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_LIMIT, drain(components))
+        .await
+        .is_err()
+    {
         tracing::warn!(limit = ?SHUTDOWN_LIMIT, "components did not stop in time");
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// The API server's listener, the node agent, the scheduler and the controller manager, each
+/// a task that ends when `stopping` turns true (or earlier, on failure).
+fn spawn_components(
+    api: Prepared,
+    client: &kube::Client,
+    node: NodeOptions,
+    stopping: &watch::Receiver<bool>,
+) -> JoinSet<Ended> {
+    let mut components = JoinSet::new();
+    let api_stopping = stopping.clone();
+    components.spawn(async move {
+        api.serve(stopped(api_stopping)).await;
+        ("api server", Ok(()))
+    });
+    components.spawn(stoppable(
+        "node agent",
+        rkube_node::run_until(client.clone(), node, stopped(stopping.clone())),
+    ));
+    // One copy of each runs here: leader election would only delay a restart until the
+    // previous run's Lease expires.
+    let scheduler = rkube_scheduler::SchedulerOptions {
+        leader_elect: false,
+        ..Default::default()
+    };
+    components.spawn(unless_stopped(
+        stopping.clone(),
+        "scheduler",
+        rkube_scheduler::run(client.clone(), scheduler),
+    ));
+    let controllers = rkube_controllers::manager::ManagerOptions {
+        leader_elect: false,
+        ..Default::default()
+    };
+    components.spawn(unless_stopped(
+        stopping.clone(),
+        "controller manager",
+        rkube_controllers::manager::run(client.clone(), controllers),
+    ));
+    components
+}
+
+/// Waits for every component to end, logging those that failed on the way out.
+async fn drain(mut components: JoinSet<Ended>) {
+    while let Some(ended) = components.join_next().await {
+        if let Ok((name, Err(error))) = ended {
+            tracing::warn!(
+                component = name,
+                error = format!("{error:#}"),
+                "while stopping"
+            );
+        }
+    }
 }
 
 /// A node agent with the wasm runtime and the OCI image puller, keeping its data in `data_dir`.
