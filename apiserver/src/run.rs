@@ -149,18 +149,28 @@ pub async fn publish_cluster_info(
     Ok(())
 }
 
-/// Runs the API server until `shutdown` resolves.
-pub async fn run(
-    options: Options,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), RunError> {
+/// An API server ready to serve: PKI loaded, store open, system namespaces in place, the
+/// listener bound and the admin kubeconfig written.
+pub struct Prepared {
+    /// The API, for clients in the same process ([`crate::in_process::client`]).
+    pub router: axum::Router,
+    /// Where the listener is bound (the port is known even when `:0` was asked for).
+    pub local: SocketAddr,
+    /// The admin kubeconfig, pointing at `local`.
+    pub kubeconfig: PathBuf,
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+/// Everything `rkube apiserver` does before it accepts connections.
+pub async fn prepare(options: &Options) -> Result<Prepared, RunError> {
     let hosts = vec![options.listen.ip().to_string()];
     std::fs::create_dir_all(&options.data_dir).map_err(|source| PkiError::Io {
         path: options.data_dir.clone(),
         source,
     })?;
     let pki = ClusterPki::ensure(&options.data_dir, &hosts)?;
-    let store = open_store(&options).await?;
+    let store = open_store(options).await?;
     let kubelet = Arc::new(TlsKubeletConnector::new(&pki)?);
     let api = ApiServer::with_kubelet(store, kubelet).await?;
     let signer = CertSigner::new(&pki.ca_cert, &pki.ca_key)?;
@@ -178,13 +188,32 @@ pub async fn run(
         &kubeconfig,
         &pki.admin_kubeconfig(&format!("https://{local}")),
     )?;
-    tracing::info!(listen = %local, kubeconfig = %kubeconfig.display(), "api server is serving");
-    serve::serve(
+    Ok(Prepared {
+        router: server::router(api),
+        local,
+        kubeconfig,
         listener,
-        serve::acceptor(&pki)?,
-        server::router(api),
-        shutdown,
-    )
-    .await;
+        acceptor: serve::acceptor(&pki)?,
+    })
+}
+
+impl Prepared {
+    /// Accepts TLS connections until `shutdown` resolves.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+        tracing::info!(
+            listen = %self.local,
+            kubeconfig = %self.kubeconfig.display(),
+            "api server is serving"
+        );
+        serve::serve(self.listener, self.acceptor, self.router, shutdown).await;
+    }
+}
+
+/// Runs the API server until `shutdown` resolves.
+pub async fn run(
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), RunError> {
+    prepare(&options).await?.serve(shutdown).await;
     Ok(())
 }

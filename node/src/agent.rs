@@ -26,6 +26,17 @@ use crate::worker;
 /// Runs the node agent until the pod watch ends (it retries errors, so in practice until the
 /// future is dropped, which also stops every pod worker and its containers' supervision).
 pub async fn run(client: Client, options: NodeOptions) -> Result<(), NodeError> {
+    run_until(client, options, std::future::pending()).await
+}
+
+/// Runs the node agent until `shutdown` resolves, then kills every container and returns once
+/// they are gone. Pod objects and their files stay, so the next start of the agent runs the
+/// same pods again.
+pub async fn run_until(
+    client: Client,
+    options: NodeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
     let name = options.name.clone();
     if options.runtimes.is_empty() {
         return Err(NodeError::NoRuntimes { node: name });
@@ -87,6 +98,7 @@ pub async fn run(client: Client, options: NodeOptions) -> Result<(), NodeError> 
         options.status_refresh,
     ));
 
+    let (stopping, node_stopping) = watch::channel(false);
     let ctx = Arc::new(Context {
         client: client.clone(),
         node_name: name.clone(),
@@ -100,13 +112,23 @@ pub async fn run(client: Client, options: NodeOptions) -> Result<(), NodeError> 
         images: options.images.clone(),
         backoff: options.backoff,
         recorder: Recorder::new(client.clone(), "kubelet"),
+        node_stopping,
     });
-    watch_pods(ctx, registry, client, &name).await;
+    watch_pods(ctx, registry, client, &name, shutdown, stopping).await;
     Ok(())
 }
 
-/// Dispatches every pod of this node to its worker, one worker per pod uid.
-async fn watch_pods(ctx: Arc<Context>, registry: PodRegistry, client: Client, node: &str) {
+/// Dispatches every pod of this node to its worker, one worker per pod uid, until `shutdown`;
+/// then tells the workers to stop their containers and waits for them.
+async fn watch_pods(
+    ctx: Arc<Context>,
+    registry: PodRegistry,
+    client: Client,
+    node: &str,
+    shutdown: impl Future<Output = ()>,
+    stopping: watch::Sender<bool>,
+) {
+    tokio::pin!(shutdown);
     let pods: Api<Pod> = Api::all(client);
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
     let mut events = watcher::watcher(pods, config).default_backoff().boxed();
@@ -154,6 +176,12 @@ async fn watch_pods(ctx: Arc<Context>, registry: PodRegistry, client: Client, no
                     registry.remove_uid(&uid);
                     feeds.remove(&uid);
                 }
+            }
+            () = &mut shutdown => {
+                tracing::info!(%node, pods = feeds.len(), "node agent stopping its containers");
+                stopping.send_replace(true);
+                while workers.join_next().await.is_some() {}
+                return;
             }
         }
     }

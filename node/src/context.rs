@@ -7,6 +7,7 @@ use std::sync::Arc;
 use kube::Client;
 use rkube_client::events::Recorder;
 use rkube_runtimes::Runtime;
+use tokio::sync::watch;
 
 use crate::image_source::ImageSource;
 use crate::options::Backoff;
@@ -21,4 +22,7 @@ pub struct Context {
     pub images: Arc<dyn ImageSource>,
     pub backoff: Backoff,
     pub recorder: Recorder,
+    /// Turns true when the agent shuts down: workers kill their containers and leave the pods
+    /// in the API as they are.
+    pub node_stopping: watch::Receiver<bool>,
 }

@@ -24,7 +24,7 @@ mod registration;
 mod volumes;
 mod worker;
 
-pub use agent::run;
+pub use agent::{run, run_until};
 pub use error::NodeError;
 pub use image_source::{FetchedModule, ImageError, ImageSource, LocalImages};
 pub use kubelet::{KubeletError, KubeletOptions};

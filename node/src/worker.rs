@@ -25,6 +25,9 @@ use crate::pod_state::{Containers, Kind, Shared, pod_status, terminated_of, wait
 const DEFAULT_HANDLER: &str = "runc";
 /// How long containers of a pod that vanished from the API get to stop.
 const ORPHAN_GRACE: Duration = Duration::from_secs(2);
+/// The most a container gets to stop when the node agent shuts down: a wasm guest cannot catch
+/// `Term`, so waiting longer would only delay the shutdown.
+const NODE_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// The latest pod as the watch saw it; `None` once it is gone from the API.
 pub type PodFeed = watch::Receiver<Option<Pod>>;
@@ -88,6 +91,8 @@ pub async fn run(ctx: Arc<Context>, mut feed: PodFeed) {
             }
         }
     }
+    let node_stops = node_stops(worker.ctx.node_stopping.clone());
+    tokio::pin!(node_stops);
     let mut gone = false;
     loop {
         if !gone && worker.pod.metadata.deletion_timestamp.is_none() {
@@ -118,7 +123,22 @@ pub async fn run(ctx: Arc<Context>, mut feed: PodFeed) {
                     None => gone = true,
                 }
             }
+            () = &mut node_stops => {
+                // Containers end without a status write or tear-down: the pod stays as the
+                // API knows it, and the next agent start runs it again.
+                let grace = grace_of(&worker.pod).min(NODE_SHUTDOWN_GRACE);
+                stop_tx.send_replace(Some(Instant::now() + grace));
+                while lifecycle.join_next().await.is_some() {}
+                return;
+            }
         }
+    }
+}
+
+/// Resolves when the node agent shuts down; never if the agent is dropped instead.
+async fn node_stops(mut stopping: watch::Receiver<bool>) {
+    if stopping.wait_for(|stopping| *stopping).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -360,6 +360,49 @@ async fn after_an_agent_restart_the_pod_runs_again_once() {
 }
 
 #[tokio::test]
+async fn a_node_shutdown_kills_containers_and_keeps_the_pods() {
+    let mut cluster = Cluster::start().await;
+    cluster.image("server:1", &guests::serves());
+    let runtime = cluster.runtime();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = cluster.agent_until(runtime.clone(), async {
+        let _ = stopped.await;
+    });
+    let pod = cluster
+        .create(wasm_pod("server", "server:1", "Always"))
+        .await;
+    cluster
+        .wait_for("server", 10 * SECOND, "Running", |p| {
+            main_status(p).is_some_and(|s| s.ready)
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let running = cluster.pods().get("server").await.unwrap();
+    let _ = stop.send(());
+    tokio::time::timeout(5 * SECOND, agent)
+        .await
+        .expect("the agent stops within its shutdown grace")
+        .unwrap();
+    assert!(runtime.list().await.unwrap().is_empty());
+    // The pod is left as the API knew it, files included, for the next start to run again.
+    let kept = cluster.pods().get("server").await.unwrap();
+    assert_eq!(kept.uid(), pod.uid());
+    assert_eq!(kept.status, running.status);
+    assert!(
+        cluster
+            .log(&pod.uid().unwrap(), "main", 0)
+            .contains(" stdout F up")
+    );
+
+    let _again = cluster.agent(cluster.runtime());
+    cluster
+        .wait_for("server", 10 * SECOND, "Running again", |p| {
+            main_status(p).is_some_and(|s| s.ready && s.restart_count == 1)
+        })
+        .await;
+}
+
+#[tokio::test]
 async fn init_containers_run_first_and_a_downward_api_volume_is_read() {
     let mut cluster = Cluster::start().await;
     cluster.image("hello:1", &guests::hello());

@@ -1,5 +1,7 @@
 //! `rkube`: one binary for every part of the cluster.
 
+mod up;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +31,24 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a whole cluster in this process: API server, scheduler, controllers and a wasm node.
+    Up {
+        /// Where the store, certificates, kubeconfig and node data live.
+        #[arg(long, env = "RKUBE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Address the API server listens on.
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: SocketAddr,
+        /// etcd endpoints (comma-separated), instead of the embedded store.
+        #[arg(long, value_delimiter = ',')]
+        etcd: Vec<String>,
+        /// The Node name; the host name by default.
+        #[arg(long)]
+        node_name: Option<String>,
+        /// Registries to reach over plain HTTP besides loopback ones.
+        #[arg(long, value_delimiter = ',')]
+        insecure_registry: Vec<String>,
+    },
     /// Run the API server on the embedded store, or on etcd with --etcd.
     Apiserver {
         /// Where the store, certificates and kubeconfig live.
@@ -272,6 +292,22 @@ async fn main() -> anyhow::Result<()> {
         .install_default()
         .map_err(|_| anyhow::anyhow!("a TLS crypto provider was already installed"))?;
     match cli.command {
+        Command::Up {
+            data_dir,
+            listen,
+            etcd,
+            node_name,
+            insecure_registry,
+        } => {
+            let options = up::UpOptions {
+                data_dir: data_dir.unwrap_or_else(default_data_dir),
+                listen,
+                etcd,
+                node_name: node_name.map_or_else(up::host_name, Ok)?,
+                insecure_registries: insecure_registry,
+            };
+            up::run(options, shutdown_signal()).await?;
+        }
         Command::Apiserver {
             data_dir,
             listen,
@@ -302,19 +338,7 @@ async fn main() -> anyhow::Result<()> {
             if let Some(other) = runtime.iter().find(|r| r.as_str() != "wasm") {
                 anyhow::bail!("runtime {other:?} is not available yet: use --runtime wasm");
             }
-            let wasm = rkube_runtimes::wasm::WasmRuntime::new(
-                rkube_runtimes::wasm::WasmConfig::new(data_dir.join("compiled")),
-            )
-            .context("starting the wasm runtime")?;
-            let images =
-                rkube_node::images::OciImages::new(data_dir.join("images"), insecure_registry);
-            let name = match name {
-                Some(name) => name,
-                None => std::fs::read_to_string("/etc/hostname")
-                    .context("reading the host name; pass --name")?
-                    .trim()
-                    .to_string(),
-            };
+            let name = name.map_or_else(up::host_name, Ok)?;
             // Joining leaves the node's own kubeconfig in its data dir; later starts reuse it.
             let kubeconfig = match (server, token, kubeconfig) {
                 (Some(server), Some(token), _) => {
@@ -335,21 +359,15 @@ async fn main() -> anyhow::Result<()> {
                 _ => anyhow::bail!("pass --kubeconfig, or --server and --token to join"),
             };
             let client = client_from_kubeconfig(&kubeconfig).await?;
-            let mut options = rkube_node::NodeOptions::new(
-                name,
-                data_dir,
-                vec![std::sync::Arc::new(wasm)],
-                std::sync::Arc::new(images),
-            );
+            let mut options = up::wasm_node(name, data_dir, insecure_registry)?;
             options.kubelet = Some(rkube_node::KubeletOptions {
                 listen: kubelet_listen,
                 cluster_ca_pem: cluster_ca_pem(&kubeconfig)?,
             });
             options.backoff.initial = crash_backoff_initial;
-            tokio::select! {
-                result = rkube_node::run(client, options) => result.context("node agent failed")?,
-                _ = shutdown_signal() => {}
-            }
+            rkube_node::run_until(client, options, shutdown_signal())
+                .await
+                .context("node agent failed")?;
         }
         Command::Push {
             file,

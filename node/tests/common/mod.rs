@@ -77,6 +77,15 @@ impl Cluster {
 
     /// Starts a node agent with fast backoffs; dropping the handle does not stop it, abort does.
     pub fn agent(&self, runtime: Arc<WasmRuntime>) -> JoinHandle<()> {
+        self.agent_until(runtime, std::future::pending())
+    }
+
+    /// A node agent as [`Cluster::agent`] that shuts down cleanly when `shutdown` resolves.
+    pub fn agent_until(
+        &self,
+        runtime: Arc<WasmRuntime>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> JoinHandle<()> {
         let runtimes: Vec<Arc<dyn Runtime>> = vec![runtime];
         let mut options = NodeOptions::new(
             NODE,
@@ -92,7 +101,7 @@ impl Cluster {
         options.lease_renew = Duration::from_millis(200);
         let client = self.client.clone();
         tokio::spawn(async move {
-            if let Err(error) = rkube_node::run(client, options).await {
+            if let Err(error) = rkube_node::run_until(client, options, shutdown).await {
                 panic!("node agent failed: {error}");
             }
         })

@@ -1,0 +1,295 @@
+//! `rkube up`: a whole cluster in one process. The API server (embedded store or etcd, TLS
+//! listener, admin kubeconfig) plus the scheduler, the controller manager and one wasm node
+//! agent, which reach the API through the router in-process instead of a TLS socket.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, PostParams};
+use rkube_apiserver::in_process;
+use rkube_apiserver::run::Prepared;
+use rkube_node::NodeOptions;
+use rkube_node::images::OciImages;
+use rkube_runtimes::wasm::{WasmConfig, WasmRuntime};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub struct UpOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// etcd endpoints; empty for the embedded store.
+    pub etcd: Vec<String>,
+    pub node_name: String,
+    /// Registries the node may reach over plain HTTP besides loopback ones.
+    pub insecure_registries: Vec<String>,
+}
+
+/// The RuntimeClasses every rkube cluster has, each named after its handler.
+const RUNTIME_CLASSES: &[&str] = &["wasmtime", "runc"];
+
+/// How long the components get to stop (the node agent gives its containers 2 s) before the
+/// process exits regardless.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
+
+type Ended = (&'static str, anyhow::Result<()>);
+
+/// Runs the cluster until `shutdown` resolves or a component fails. Prints `rkube is ready`
+/// and the `export KUBECONFIG=…` hint on stdout once the API serves and the node is Ready.
+pub async fn run(options: UpOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let since = Timestamp::now();
+    let data_dir = std::path::absolute(&options.data_dir)
+        .with_context(|| format!("resolving {}", options.data_dir.display()))?;
+    let api = rkube_apiserver::run::prepare(&rkube_apiserver::run::Options {
+        data_dir: data_dir.clone(),
+        listen: options.listen,
+        etcd: options.etcd,
+    })
+    .await
+    .context("starting the api server")?;
+    let client = in_process::client(api.router.clone(), in_process::admin());
+    ensure_runtime_classes(&client).await?;
+    let node = wasm_node(
+        options.node_name,
+        data_dir.join("node"),
+        options.insecure_registries,
+    )?;
+    tracing::info!(
+        node = %node.name,
+        "the node runs wasm pods only: there is no containerd runtime yet"
+    );
+    let node_name = node.name.clone();
+    let kubeconfig = api.kubeconfig.clone();
+
+    let (stop, stopping) = watch::channel(false);
+    let mut components = spawn_components(api, &client, node, &stopping);
+    let ready = node_ready(client, node_name, since);
+    tokio::pin!(ready, shutdown);
+    let mut announced = false;
+    let failure = loop {
+        tokio::select! {
+            () = &mut shutdown => break None,
+            result = &mut ready, if !announced => {
+                announced = true;
+                if let Err(error) = result {
+                    break Some(error);
+                }
+                tracing::info!(elapsed = ?started.elapsed(), "cluster is ready");
+                println!("rkube is ready");
+                println!("export KUBECONFIG={}", kubeconfig.display());
+            }
+            Some(ended) = components.join_next() => break Some(unexpected_end(ended)),
+        }
+    };
+    tracing::info!("stopping the cluster");
+    stop.send_replace(true);
+    if tokio::time::timeout(SHUTDOWN_LIMIT, drain(components))
+        .await
+        .is_err()
+    {
+        tracing::warn!(limit = ?SHUTDOWN_LIMIT, "components did not stop in time");
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// The API server's listener, the node agent, the scheduler and the controller manager, each
+/// a task that ends when `stopping` turns true (or earlier, on failure).
+fn spawn_components(
+    api: Prepared,
+    client: &kube::Client,
+    node: NodeOptions,
+    stopping: &watch::Receiver<bool>,
+) -> JoinSet<Ended> {
+    let mut components = JoinSet::new();
+    let api_stopping = stopping.clone();
+    components.spawn(async move {
+        api.serve(stopped(api_stopping)).await;
+        ("api server", Ok(()))
+    });
+    components.spawn(stoppable(
+        "node agent",
+        rkube_node::run_until(client.clone(), node, stopped(stopping.clone())),
+    ));
+    // One copy of each runs here: leader election would only delay a restart until the
+    // previous run's Lease expires.
+    let scheduler = rkube_scheduler::SchedulerOptions {
+        leader_elect: false,
+        ..Default::default()
+    };
+    components.spawn(unless_stopped(
+        stopping.clone(),
+        "scheduler",
+        rkube_scheduler::run(client.clone(), scheduler),
+    ));
+    let controllers = rkube_controllers::manager::ManagerOptions {
+        leader_elect: false,
+        ..Default::default()
+    };
+    components.spawn(unless_stopped(
+        stopping.clone(),
+        "controller manager",
+        rkube_controllers::manager::run(client.clone(), controllers),
+    ));
+    components
+}
+
+/// Waits for every component to end, logging those that failed on the way out.
+async fn drain(mut components: JoinSet<Ended>) {
+    while let Some(ended) = components.join_next().await {
+        if let Ok((name, Err(error))) = ended {
+            tracing::warn!(
+                component = name,
+                error = format!("{error:#}"),
+                "while stopping"
+            );
+        }
+    }
+}
+
+/// A node agent with the wasm runtime and the OCI image puller, keeping its data in `data_dir`.
+pub fn wasm_node(
+    name: String,
+    data_dir: PathBuf,
+    insecure_registries: Vec<String>,
+) -> anyhow::Result<NodeOptions> {
+    let wasm = WasmRuntime::new(WasmConfig::new(data_dir.join("compiled")))
+        .context("starting the wasm runtime")?;
+    let images = OciImages::new(data_dir.join("images"), insecure_registries);
+    Ok(NodeOptions::new(
+        name,
+        data_dir,
+        vec![Arc::new(wasm)],
+        Arc::new(images),
+    ))
+}
+
+/// The machine's host name, the default Node name.
+pub fn host_name() -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string("/etc/hostname")
+        .context("reading the host name from /etc/hostname; pass a node name")?
+        .trim()
+        .to_string())
+}
+
+/// Creates the RuntimeClasses that are missing; existing ones are left as the user set them.
+async fn ensure_runtime_classes(client: &kube::Client) -> anyhow::Result<()> {
+    let classes: Api<RuntimeClass> = Api::all(client.clone());
+    for name in RUNTIME_CLASSES {
+        let mut class = RuntimeClass {
+            handler: name.to_string(),
+            ..RuntimeClass::default()
+        };
+        class.metadata.name = Some(name.to_string());
+        match classes.create(&PostParams::default(), &class).await {
+            Ok(_) => tracing::info!(runtimeclass = name, "created"),
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("creating runtimeclass {name}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolves once the node reports Ready with a heartbeat from this run (a Node left Ready by
+/// the previous run does not count), watching rather than polling.
+async fn node_ready(client: kube::Client, name: String, since: Timestamp) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client);
+    kube::runtime::wait::await_condition(nodes, &name, move |node: Option<&Node>| {
+        ready_since(node, since)
+    })
+    .await
+    .with_context(|| format!("waiting for node {name} to be ready"))?;
+    Ok(())
+}
+
+/// Ready True with a heartbeat at or after `since` (heartbeats have whole seconds).
+fn ready_since(node: Option<&Node>, since: Timestamp) -> bool {
+    let ready = node
+        .and_then(|n| n.status.as_ref()?.conditions.as_ref())
+        .and_then(|conditions| conditions.iter().find(|c| c.type_ == "Ready"));
+    ready.is_some_and(|c| {
+        c.status == "True"
+            && c.last_heartbeat_time
+                .as_ref()
+                .is_some_and(|t| t.0.as_second() >= since.as_second())
+    })
+}
+
+/// Resolves once `stop` has been sent (or dropped, which also means the cluster is going).
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// A component that watches the stop signal itself.
+async fn stoppable<E>(name: &'static str, run: impl Future<Output = Result<(), E>>) -> Ended
+where
+    E: Into<anyhow::Error>,
+{
+    (name, run.await.map_err(Into::into))
+}
+
+/// A component that runs until it is dropped: dropped when the cluster stops.
+async fn unless_stopped<E>(
+    stopping: watch::Receiver<bool>,
+    name: &'static str,
+    run: impl Future<Output = Result<(), E>>,
+) -> Ended
+where
+    E: Into<anyhow::Error>,
+{
+    tokio::select! {
+        result = run => (name, result.map_err(Into::into)),
+        () = stopped(stopping) => (name, Ok(())),
+    }
+}
+
+/// Why a component that ended before the stop signal takes the cluster down.
+fn unexpected_end(ended: Result<Ended, tokio::task::JoinError>) -> anyhow::Error {
+    match ended {
+        Ok((name, Ok(()))) => anyhow::anyhow!("the {name} stopped unexpectedly"),
+        Ok((name, Err(error))) => error.context(format!("the {name} failed")),
+        Err(error) => anyhow::anyhow!("a component task failed: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{NodeCondition, NodeStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    fn node(status: &str, heartbeat: Timestamp) -> Node {
+        Node {
+            status: Some(NodeStatus {
+                conditions: Some(vec![NodeCondition {
+                    type_: "Ready".into(),
+                    status: status.into(),
+                    last_heartbeat_time: Some(Time(heartbeat)),
+                    ..NodeCondition::default()
+                }]),
+                ..NodeStatus::default()
+            }),
+            ..Node::default()
+        }
+    }
+
+    #[test]
+    fn ready_counts_only_a_heartbeat_from_this_run() {
+        let since: Timestamp = "2025-01-01T10:00:00.700Z".parse().unwrap();
+        let same_second: Timestamp = "2025-01-01T10:00:00Z".parse().unwrap();
+        let earlier: Timestamp = "2025-01-01T09:59:59Z".parse().unwrap();
+        assert!(ready_since(Some(&node("True", same_second)), since));
+        assert!(!ready_since(Some(&node("True", earlier)), since));
+        assert!(!ready_since(Some(&node("Unknown", same_second)), since));
+        assert!(!ready_since(Some(&Node::default()), since));
+        assert!(!ready_since(None, since));
+    }
+}

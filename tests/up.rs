@@ -1,0 +1,273 @@
+//! End-to-end: `rkube up` as a user runs it — one process with the whole cluster, kubectl
+//! against its kubeconfig, wasm pods pulled from a registry, then SIGTERM and a second start
+//! on the same data dir that resumes the same cluster.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use rkube_harness::{Kubectl, Registry, free_port};
+
+const RKUBE: &str = env!("CARGO_BIN_EXE_rkube");
+const NODE: &str = "up-node";
+const POLL: Duration = Duration::from_millis(100);
+
+/// A running `rkube up`, its stdout and stderr in files; killed on drop.
+struct Up {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Up {
+    /// Starts `rkube up` and waits for its ready line and the hint after it; returns it with
+    /// the time that took.
+    fn start(data_dir: &Path, port: u16, logs: &Path, run: &str) -> anyhow::Result<(Up, Duration)> {
+        let stdout = logs.join(format!("up-{run}.stdout"));
+        let stderr = logs.join(format!("up-{run}.stderr"));
+        let started = Instant::now();
+        let child = Command::new(RKUBE)
+            .arg("up")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--node-name")
+            .arg(NODE)
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout)?)
+            .stderr(File::create(&stderr)?)
+            .spawn()
+            .context("spawning rkube up")?;
+        let mut up = Up {
+            child,
+            stdout,
+            stderr,
+        };
+        let deadline = started + Duration::from_secs(60);
+        loop {
+            if let Some(status) = up.child.try_wait()? {
+                bail!("rkube up exited ({status}) before ready\n{}", up.logs());
+            }
+            if up.printed()?.contains("export KUBECONFIG=") {
+                return Ok((up, started.elapsed()));
+            }
+            if Instant::now() > deadline {
+                bail!("rkube up not ready in 60 s\n{}", up.logs());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn printed(&self) -> anyhow::Result<String> {
+        Ok(std::fs::read_to_string(&self.stdout)?)
+    }
+
+    fn logs(&self) -> String {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        format!(
+            "--- stdout ---\n{}--- stderr ---\n{}",
+            read(&self.stdout),
+            read(&self.stderr)
+        )
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and how long it took.
+    fn terminate(&mut self) -> anyhow::Result<(ExitStatus, Duration)> {
+        let sent = Instant::now();
+        let kill = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        ensure!(kill.success(), "kill -TERM failed");
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok((status, sent.elapsed()));
+            }
+            if sent.elapsed() > Duration::from_secs(20) {
+                bail!("rkube up still runs 20 s after SIGTERM\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn push(guest: &str, image: &str) -> anyhow::Result<()> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/guests")
+        .join(guest);
+    let pushed = Command::new(RKUBE)
+        .arg("push")
+        .arg(&path)
+        .arg(image)
+        .output()?;
+    ensure!(
+        pushed.status.success(),
+        "rkube push {guest} failed: {}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    Ok(())
+}
+
+/// Applies an example manifest with its image reference pointed at the test registry.
+fn apply_example(k: &Kubectl, dir: &Path, example: &str, image: &str) -> anyhow::Result<()> {
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(example),
+    )?;
+    let name = image.rsplit('/').next().context("image has a repository")?;
+    let manifest = manifest.replace(&format!("127.0.0.1:5000/{name}"), image);
+    let file = dir.join(example);
+    std::fs::write(&file, manifest)?;
+    k.run(&[
+        "apply",
+        "-f",
+        file.to_str().context("temp path is not UTF-8")?,
+    ])?;
+    Ok(())
+}
+
+/// Polls `kubectl get` with a jsonpath until it prints `expected`.
+fn wait_for(k: &Kubectl, args: &[&str], expected: &str, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        last = k.run(args)?;
+        if last == expected {
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+    }
+    let pods = k.run(&["get", "pods", "-o", "wide"]).unwrap_or_default();
+    bail!("{what}: {args:?} printed {last:?}, not {expected:?}\n{pods}")
+}
+
+fn create_config_map(k: &Kubectl, name: &str) -> anyhow::Result<u64> {
+    k.run(&["create", "configmap", name])?;
+    let rv = k.run(&[
+        "get",
+        "configmap",
+        name,
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ])?;
+    rv.parse()
+        .with_context(|| format!("resourceVersion {rv:?} is not a number"))
+}
+
+fn sleeper_pods(k: &Kubectl) -> anyhow::Result<String> {
+    k.run(&[
+        "get",
+        "pods",
+        "-l",
+        "app=sleeper",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.uid} {.status.phase}{\"\\n\"}{end}",
+    ])
+}
+
+#[test]
+fn rkube_up_runs_wasm_pods_and_resumes_after_sigterm() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let hello = format!("{}/hello:1", registry.host());
+    let sleeper = format!("{}/sleeper:1", registry.host());
+    push("hello.wat", &hello)?;
+    push("sleeper.wat", &sleeper)?;
+
+    let data = tempfile::tempdir()?;
+    let logs = tempfile::tempdir()?;
+    let port = free_port();
+    let (mut up, first_ready) = Up::start(data.path(), port, logs.path(), "first")?;
+    eprintln!("first start ready in {first_ready:?} (certificates generated)");
+    let kubeconfig = data.path().join("kubeconfig");
+    let hint = format!("export KUBECONFIG={}", kubeconfig.display());
+    ensure!(
+        up.printed()?.lines().collect::<Vec<_>>() == ["rkube is ready", hint.as_str()],
+        "stdout:\n{}",
+        up.printed()?
+    );
+
+    let k = Kubectl::new("1.33", &kubeconfig)?;
+    let nodes = k.run(&["get", "nodes"])?;
+    ensure!(
+        nodes
+            .lines()
+            .any(|l| l.starts_with(NODE) && l.split_whitespace().nth(1) == Some("Ready")),
+        "{nodes}"
+    );
+    let classes = k.run(&[
+        "get",
+        "runtimeclass",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.handler} {end}",
+    ])?;
+    ensure!(classes == "runc=runc wasmtime=wasmtime ", "{classes}");
+
+    apply_example(&k, logs.path(), "hello-wasm.yaml", &hello)?;
+    wait_for(
+        &k,
+        &["get", "pod", "hello-wasm", "-o", "jsonpath={.status.phase}"],
+        "Succeeded",
+        "the hello pod completes",
+    )?;
+    apply_example(&k, logs.path(), "sleeper-wasm.yaml", &sleeper)?;
+    let ready_replicas = [
+        "get",
+        "deployment",
+        "sleeper",
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+    ];
+    wait_for(&k, &ready_replicas, "2", "the sleeper replicas run")?;
+    let pods_before = sleeper_pods(&k)?;
+    ensure!(
+        pods_before.lines().count() == 2 && pods_before.lines().all(|l| l.ends_with(" Running")),
+        "{pods_before}"
+    );
+    let rv_before = create_config_map(&k, "before")?;
+
+    let (status, took) = up.terminate()?;
+    eprintln!("SIGTERM to exit: {took:?}");
+    ensure!(status.success(), "exit {status}\n{}", up.logs());
+    ensure!(took < Duration::from_secs(5), "stopping took {took:?}");
+
+    let (mut up, second_ready) = Up::start(data.path(), port, logs.path(), "second")?;
+    eprintln!("second start ready in {second_ready:?}");
+    let rv_after = create_config_map(&k, "after")?;
+    ensure!(
+        rv_after > rv_before,
+        "resourceVersion {rv_after} after the restart, {rv_before} before"
+    );
+    k.run(&["get", "configmap", "before"])?;
+    let hello_phase = k.run(&["get", "pod", "hello-wasm", "-o", "jsonpath={.status.phase}"])?;
+    ensure!(hello_phase == "Succeeded", "hello pod is {hello_phase}");
+    // The same pod objects run again: their containers count one restart.
+    let restarted = [
+        "get",
+        "pods",
+        "-l",
+        "app=sleeper",
+        "-o",
+        "jsonpath={range .items[*]}{.status.containerStatuses[0].ready}/{.status.containerStatuses[0].restartCount} {end}",
+    ];
+    wait_for(
+        &k,
+        &restarted,
+        "true/1 true/1 ",
+        "the sleeper pods run again",
+    )?;
+    ensure!(sleeper_pods(&k)? == pods_before, "the sleeper pods changed");
+
+    let (status, _) = up.terminate()?;
+    ensure!(status.success(), "exit {status}\n{}", up.logs());
+    Ok(())
+}
