@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use rkube_node::RuntimeBackend;
 
 #[derive(Parser)]
 #[command(
@@ -41,7 +43,7 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         etcd: Vec<String>,
     },
-    /// Run a node agent that runs the pods bound to this node (wasm runtime for now).
+    /// Run a node agent that runs the pods bound to this node (wasm and/or containerd).
     Node {
         /// The kubeconfig to reach the API server with; or join with --server and --token.
         #[arg(long, env = "KUBECONFIG", required_unless_present = "server")]
@@ -61,9 +63,19 @@ enum Command {
         /// Where pod volumes, logs, the image cache and compiled modules live.
         #[arg(long, env = "RKUBE_DATA_DIR")]
         data_dir: Option<PathBuf>,
-        /// Runtimes this node offers (comma-separated); only `wasm` exists so far.
+        /// Runtimes this node offers (comma-separated): `wasm` (handler `wasmtime`) and
+        /// `containerd` (handler `runc`, ordinary OCI container pods).
         #[arg(long, value_delimiter = ',', default_value = "wasm")]
         runtime: Vec<String>,
+        /// containerd's gRPC socket, for `--runtime containerd`.
+        #[arg(long, default_value = "/run/containerd/containerd.sock")]
+        containerd_socket: PathBuf,
+        /// Addresses of containerd pods come from this range (CNI bridge + host-local).
+        #[arg(long, default_value = "10.88.0.0/16")]
+        pod_cidr: String,
+        /// The node-local bridge containerd pods attach to.
+        #[arg(long, default_value = "rkube0")]
+        pod_bridge: String,
         /// Registries to reach over plain HTTP besides loopback ones.
         #[arg(long, value_delimiter = ',')]
         insecure_registry: Vec<String>,
@@ -119,6 +131,67 @@ enum TokenCommand {
         #[arg(long, default_value = "created by rkube token create")]
         description: String,
     },
+}
+
+/// What the node's runtime backends are built from.
+struct BackendOptions<'a> {
+    data_dir: &'a Path,
+    containerd_socket: PathBuf,
+    pod_cidr: String,
+    pod_bridge: String,
+    insecure_registry: Vec<String>,
+}
+
+/// The backend of one `--runtime` name, its state under the node's data dir.
+async fn backend(name: &str, options: &BackendOptions<'_>) -> anyhow::Result<RuntimeBackend> {
+    let layout = rkube_node::paths::Layout::new(options.data_dir);
+    match name {
+        "wasm" => {
+            let wasm = rkube_runtimes::wasm::WasmRuntime::new(
+                rkube_runtimes::wasm::WasmConfig::new(options.data_dir.join("compiled")),
+            )
+            .context("starting the wasm runtime")?;
+            let images = rkube_node::images::OciImages::new(
+                options.data_dir.join("images"),
+                options.insecure_registry.clone(),
+            );
+            Ok(RuntimeBackend::new(Arc::new(wasm), Arc::new(images)))
+        }
+        "containerd" => {
+            let handler = rkube_runtimes::containerd::HANDLER;
+            let mut config = rkube_runtimes::containerd::ContainerdConfig::new(
+                &options.containerd_socket,
+                layout.runtime_state(handler),
+            );
+            config.insecure_registries = options.insecure_registry.clone();
+            let runtime = Arc::new(
+                rkube_runtimes::containerd::ContainerdRuntime::connect(config)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "connecting to containerd at {}",
+                            options.containerd_socket.display()
+                        )
+                    })?,
+            );
+            let network =
+                rkube_node::network::PodNetwork::new(rkube_node::network::NetworkConfig {
+                    plugin_dir: PathBuf::from(rkube_node::network::DEFAULT_PLUGIN_DIR),
+                    state_dir: options.data_dir.join("cni"),
+                    pod_cidr: options.pod_cidr.clone(),
+                    bridge: options.pod_bridge.clone(),
+                })
+                .context("setting up pod networking")?;
+            let images = rkube_node::images::ContainerdImages::new(runtime.clone());
+            Ok(RuntimeBackend {
+                runtime,
+                images: Arc::new(images),
+                network: Some(Arc::new(network)),
+                id_scheme: "containerd".to_string(),
+            })
+        }
+        other => anyhow::bail!("unknown runtime {other:?}: use wasm and/or containerd"),
+    }
 }
 
 /// Flags every API client component takes.
@@ -294,20 +367,25 @@ async fn main() -> anyhow::Result<()> {
             name,
             data_dir,
             runtime,
+            containerd_socket,
+            pod_cidr,
+            pod_bridge,
             insecure_registry,
             kubelet_listen,
             crash_backoff_initial,
         } => {
             let data_dir = data_dir.unwrap_or_else(default_data_dir).join("node");
-            if let Some(other) = runtime.iter().find(|r| r.as_str() != "wasm") {
-                anyhow::bail!("runtime {other:?} is not available yet: use --runtime wasm");
+            let backend_options = BackendOptions {
+                data_dir: &data_dir,
+                containerd_socket,
+                pod_cidr,
+                pod_bridge,
+                insecure_registry,
+            };
+            let mut backends = Vec::new();
+            for name in &runtime {
+                backends.push(backend(name, &backend_options).await?);
             }
-            let wasm = rkube_runtimes::wasm::WasmRuntime::new(
-                rkube_runtimes::wasm::WasmConfig::new(data_dir.join("compiled")),
-            )
-            .context("starting the wasm runtime")?;
-            let images =
-                rkube_node::images::OciImages::new(data_dir.join("images"), insecure_registry);
             let name = match name {
                 Some(name) => name,
                 None => std::fs::read_to_string("/etc/hostname")
@@ -335,12 +413,7 @@ async fn main() -> anyhow::Result<()> {
                 _ => anyhow::bail!("pass --kubeconfig, or --server and --token to join"),
             };
             let client = client_from_kubeconfig(&kubeconfig).await?;
-            let mut options = rkube_node::NodeOptions::new(
-                name,
-                data_dir,
-                vec![std::sync::Arc::new(wasm)],
-                std::sync::Arc::new(images),
-            );
+            let mut options = rkube_node::NodeOptions::with_backends(name, data_dir, backends);
             options.kubelet = Some(rkube_node::KubeletOptions {
                 listen: kubelet_listen,
                 cluster_ca_pem: cluster_ca_pem(&kubeconfig)?,
