@@ -49,6 +49,7 @@ struct Cluster {
     busybox: String,
     server: RkubeApiserver,
     _scheduler: Daemon,
+    _controllers: Daemon,
     node: Option<Daemon>,
     node_dir: TempDir,
     manifests: TempDir,
@@ -62,13 +63,16 @@ impl Cluster {
     fn start(bridge: &str, pod_cidr: &str) -> anyhow::Result<Cluster> {
         let containerd = Containerd::start()?;
         let registry = Registry::start()?;
-        let busybox = tokio::runtime::Runtime::new()?.block_on(push_busybox(
-            &registry, "busybox", "1", None,
-        ))?;
+        let busybox = tokio::runtime::Runtime::new()?
+            .block_on(push_busybox(&registry, "busybox", "1", None))?;
         let server = RkubeApiserver::start(Path::new(RKUBE), &[])?;
         let kubeconfig = server.kubeconfig();
         let kubeconfig_arg = kubeconfig.to_str().context("kubeconfig path")?.to_string();
         let scheduler = rkube("scheduler", &["scheduler", "--kubeconfig", &kubeconfig_arg])?;
+        let controllers = rkube(
+            "controller-manager",
+            &["controller-manager", "--kubeconfig", &kubeconfig_arg],
+        )?;
         let k = Kubectl::new("1.33", &kubeconfig)?;
         let mut cluster = Cluster {
             containerd,
@@ -76,6 +80,7 @@ impl Cluster {
             busybox,
             server,
             _scheduler: scheduler,
+            _controllers: controllers,
             node: None,
             node_dir: tempfile::tempdir()?,
             manifests: tempfile::tempdir()?,
@@ -151,8 +156,10 @@ impl Cluster {
     fn wait_running(&self, pod: &str) -> anyhow::Result<()> {
         eventually(&format!("{pod} Running"), Duration::from_secs(90), || {
             let phase = self.jsonpath(&["pod", pod], "{.status.phase}")?;
-            let started =
-                self.jsonpath(&["pod", pod], "{.status.containerStatuses[0].state.running}")?;
+            let started = self.jsonpath(
+                &["pod", pod],
+                "{.status.containerStatuses[0].state.running}",
+            )?;
             Ok(if phase == "Running" && !started.is_empty() {
                 Ok(())
             } else {
@@ -180,6 +187,29 @@ impl Cluster {
             String::from_utf8_lossy(&pushed.stderr)
         );
         Ok(image)
+    }
+}
+
+impl Drop for Cluster {
+    /// Pod namespaces and the bridge are host-wide: remove what the killed node leaves.
+    fn drop(&mut self) {
+        self.node = None;
+        let records = self.node_dir.path().join("node/cni/pods");
+        for entry in std::fs::read_dir(records).into_iter().flatten().flatten() {
+            if let Some(uid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+            {
+                let netns = format!("rkube-{uid}");
+                let _ = Command::new("ip")
+                    .args(["netns", "delete", &netns])
+                    .status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .status();
     }
 }
 
@@ -244,7 +274,10 @@ fn container_and_wasm_pods_share_a_node() -> anyhow::Result<()> {
     cluster.wait_running("busybox")?;
     cluster.wait_running("ticker")?;
 
-    let id = cluster.jsonpath(&["pod", "busybox"], "{.status.containerStatuses[0].containerID}")?;
+    let id = cluster.jsonpath(
+        &["pod", "busybox"],
+        "{.status.containerStatuses[0].containerID}",
+    )?;
     ensure!(id.starts_with("containerd://"), "containerID {id}");
     let pod_ip = cluster.jsonpath(&["pod", "busybox"], "{.status.podIP}")?;
     ensure!(pod_ip.starts_with("10.201.0."), "podIP {pod_ip}");
@@ -257,7 +290,11 @@ fn container_and_wasm_pods_share_a_node() -> anyhow::Result<()> {
     // Logs and exec through the kubelet API.
     let logs = eventually("busybox logs", Duration::from_secs(20), || {
         let logs = cluster.k.run(&["logs", "busybox"])?;
-        Ok(if logs.contains("started") { Ok(logs) } else { Err(logs) })
+        Ok(if logs.contains("started") {
+            Ok(logs)
+        } else {
+            Err(logs)
+        })
     })?;
     ensure!(logs == "started\n", "logs: {logs:?}");
     let hi = cluster
@@ -294,8 +331,14 @@ fn container_and_wasm_pods_share_a_node() -> anyhow::Result<()> {
         task_pid(&tasks, &short).as_deref() == Some(pid.as_str()),
         "task after restart: {tasks} (was pid {pid})"
     );
-    let restarts = cluster.jsonpath(&["pod", "busybox"], "{.status.containerStatuses[0].restartCount}")?;
-    ensure!(restarts == "0", "restartCount after agent restart: {restarts}");
+    let restarts = cluster.jsonpath(
+        &["pod", "busybox"],
+        "{.status.containerStatuses[0].restartCount}",
+    )?;
+    ensure!(
+        restarts == "0",
+        "restartCount after agent restart: {restarts}"
+    );
     let again = cluster.k.run(&["exec", "busybox", "--", "echo", "still"])?;
     ensure!(again == "still\n", "exec after restart: {again:?}");
 
@@ -314,13 +357,20 @@ fn container_and_wasm_pods_share_a_node() -> anyhow::Result<()> {
             &["pod", "hog"],
             "{.status.containerStatuses[0].state.terminated.reason}",
         )?;
-        Ok(if reason == "OOMKilled" { Ok(()) } else { Err(reason) })
+        Ok(if reason == "OOMKilled" {
+            Ok(())
+        } else {
+            Err(reason)
+        })
     })
     .with_context(|| cluster.describe("hog"))?;
 
     // A nonexistent image: ErrImagePull with the registry's words.
     let missing = format!("{}/missing:1", cluster.registry.host());
-    cluster.apply("missing.yaml", &busybox_pod("missing", &missing, "true", ""))?;
+    cluster.apply(
+        "missing.yaml",
+        &busybox_pod("missing", &missing, "true", ""),
+    )?;
     eventually("ErrImagePull", Duration::from_secs(30), || {
         let described = cluster.describe("missing");
         Ok(
@@ -341,7 +391,9 @@ fn container_and_wasm_pods_share_a_node() -> anyhow::Result<()> {
     })?;
 
     // Deleting removes the container and its snapshot, and the pod's network.
-    cluster.k.run(&["delete", "pod", "busybox", "--wait=true"])?;
+    cluster
+        .k
+        .run(&["delete", "pod", "busybox", "--wait=true"])?;
     eventually("busybox container gone", Duration::from_secs(30), || {
         let listed = cluster.containers()?;
         let snapshots = cluster.containerd.ctr(NAMESPACE, &["snapshots", "ls"])?;
@@ -355,7 +407,11 @@ fn container_and_wasm_pods_share_a_node() -> anyhow::Result<()> {
     eventually("pod network removed", Duration::from_secs(10), || {
         let left = std::fs::read_dir(&records)?.count();
         // The hog and the pending pod have networks; busybox's is gone.
-        Ok(if left <= 2 { Ok(()) } else { Err(format!("{left} records")) })
+        Ok(if left <= 2 {
+            Ok(())
+        } else {
+            Err(format!("{left} records"))
+        })
     })?;
     let ticks = cluster.k.run(&["logs", "ticker", "--tail=1"])?;
     ensure!(ticks.starts_with("tick"), "ticker logs: {ticks:?}");
@@ -387,11 +443,20 @@ fn deployment_replicas_answer_on_their_pod_ips() -> anyhow::Result<()> {
     cluster.wait_running("client")?;
     let ips = eventually("3 web pod IPs", Duration::from_secs(90), || {
         let ips = cluster.jsonpath(
-            &["pods", "-l", "app=web", "--field-selector=status.phase=Running"],
+            &[
+                "pods",
+                "-l",
+                "app=web",
+                "--field-selector=status.phase=Running",
+            ],
             "{.items[*].status.podIP}",
         )?;
         let ips: Vec<String> = ips.split_whitespace().map(String::from).collect();
-        Ok(if ips.len() == 3 { Ok(ips) } else { Err(format!("{ips:?}")) })
+        Ok(if ips.len() == 3 {
+            Ok(ips)
+        } else {
+            Err(format!("{ips:?}"))
+        })
     })
     .with_context(|| cluster.node_log())?;
     for ip in &ips {
