@@ -30,6 +30,10 @@ enum LogFormat {
 }
 
 #[derive(Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at startup; boxing would only obscure the flags"
+)]
 enum Command {
     /// Run the API server on the embedded store, or on etcd with --etcd.
     Apiserver {
