@@ -36,6 +36,10 @@ impl Up {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--node-name")
             .arg(NODE)
+            .args(["--kubelet-listen", "0.0.0.0:0"])
+            // No containerd here: the node runs wasm pods only.
+            .arg("--containerd-socket")
+            .arg(data_dir.join("no-containerd.sock"))
             .stdin(Stdio::null())
             .stdout(File::create(&stdout)?)
             .stderr(File::create(&stderr)?)
@@ -219,6 +223,11 @@ fn rkube_up_runs_wasm_pods_and_resumes_after_sigterm() -> anyhow::Result<()> {
         "Succeeded",
         "the hello pod completes",
     )?;
+    let logs_out = k.run(&["logs", "hello-wasm"])?;
+    ensure!(
+        logs_out.contains("hello from rkube wasm"),
+        "kubectl logs: {logs_out:?}"
+    );
     apply_example(&k, logs.path(), "sleeper-wasm.yaml", &sleeper)?;
     let ready_replicas = [
         "get",

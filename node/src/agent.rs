@@ -2,7 +2,7 @@
 //! to it, fed by a watch of those pods.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -14,7 +14,8 @@ use rkube_client::events::Recorder;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::context::Context;
+use crate::backend::RuntimeBackend;
+use crate::context::{Context, Leftover};
 use crate::error::NodeError;
 use crate::host::HostInfo;
 use crate::options::NodeOptions;
@@ -38,7 +39,7 @@ pub async fn run_until(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
     let name = options.name.clone();
-    if options.runtimes.is_empty() {
+    if options.backends.is_empty() {
         return Err(NodeError::NoRuntimes { node: name });
     }
     tokio::fs::create_dir_all(&options.data_dir)
@@ -52,28 +53,24 @@ pub async fn run_until(
         host.ip = ip;
     }
     let handlers: Vec<String> = options
-        .runtimes
+        .backends
         .iter()
-        .map(|r| r.handler().to_string())
+        .map(|b| b.handler().to_string())
         .collect();
+    let runtimes: Vec<Arc<dyn rkube_runtimes::Runtime>> =
+        options.backends.iter().map(|b| b.runtime.clone()).collect();
     let layout = Layout::new(&options.data_dir);
     let registry = PodRegistry::default();
     let mut background = JoinSet::new();
     let kubelet_port = match &options.kubelet {
         Some(kubelet) => {
-            let listening = crate::kubelet::bind(
-                kubelet,
-                &name,
-                host.ip,
-                &layout,
-                registry.clone(),
-                options.runtimes.clone(),
-            )
-            .await
-            .map_err(|source| NodeError::Kubelet {
-                node: name.clone(),
-                source,
-            })?;
+            let listening =
+                crate::kubelet::bind(kubelet, &name, host.ip, &layout, registry.clone(), runtimes)
+                    .await
+                    .map_err(|source| NodeError::Kubelet {
+                        node: name.clone(),
+                        source,
+                    })?;
             background.spawn(listening.serve);
             Some(listening.port)
         }
@@ -99,17 +96,17 @@ pub async fn run_until(
     ));
 
     let (stopping, node_stopping) = watch::channel(false);
+    let backends: Vec<Arc<RuntimeBackend>> = options.backends.into_iter().map(Arc::new).collect();
     let ctx = Arc::new(Context {
         client: client.clone(),
         node_name: name.clone(),
         node_ip: host.ip,
         layout,
-        runtimes: options
-            .runtimes
+        leftovers: Mutex::new(leftovers(&backends).await),
+        runtimes: backends
             .iter()
-            .map(|r| (r.handler().to_string(), r.clone()))
+            .map(|b| (b.handler().to_string(), b.clone()))
             .collect(),
-        images: options.images.clone(),
         backoff: options.backoff,
         recorder: Recorder::new(client.clone(), "kubelet"),
         node_stopping,
@@ -147,6 +144,7 @@ async fn watch_pods(
                         dispatch(&ctx, &mut feeds, &mut workers, pod);
                     }
                     Ok(Event::InitDone) => {
+                        tokio::spawn(remove_orphans(ctx.clone(), listed.clone()));
                         // Pods deleted while the watch was down.
                         feeds.retain(|uid, feed| {
                             let keep = listed.contains(uid);
@@ -182,6 +180,73 @@ async fn watch_pods(
                 stopping.send_replace(true);
                 while workers.join_next().await.is_some() {}
                 return;
+            }
+        }
+    }
+}
+
+/// What the runtimes still hold from an earlier agent, by pod uid.
+async fn leftovers(backends: &[Arc<RuntimeBackend>]) -> HashMap<String, Vec<Leftover>> {
+    let mut by_pod: HashMap<String, Vec<Leftover>> = HashMap::new();
+    for backend in backends {
+        match backend.runtime.list().await {
+            Ok(containers) => {
+                for container in containers {
+                    by_pod
+                        .entry(container.pod_uid.clone())
+                        .or_default()
+                        .push(Leftover {
+                            handler: backend.handler().to_string(),
+                            container,
+                        });
+                }
+            }
+            Err(error) => {
+                tracing::warn!(handler = backend.handler(), %error, "listing leftover containers")
+            }
+        }
+    }
+    by_pod
+}
+
+/// Deletes the containers and pod networks of pods that no longer exist (deleted while the agent
+/// was down): everything left over that the first listing of this node's pods did not name.
+async fn remove_orphans(ctx: Arc<Context>, listed: HashSet<String>) {
+    let orphans: Vec<(String, Vec<Leftover>)> = {
+        let mut leftovers = ctx.leftovers.lock().unwrap_or_else(PoisonError::into_inner);
+        let gone: Vec<String> = leftovers
+            .keys()
+            .filter(|uid| !listed.contains(*uid))
+            .cloned()
+            .collect();
+        gone.into_iter()
+            .filter_map(|uid| leftovers.remove_entry(&uid))
+            .collect()
+    };
+    for (uid, leftovers) in &orphans {
+        for Leftover { handler, container } in leftovers {
+            let Some(backend) = ctx.runtimes.get(handler) else {
+                continue;
+            };
+            if let Err(error) = backend.runtime.delete(&container.id).await {
+                tracing::warn!(pod = %uid, id = %container.id, %error, "deleting an orphan");
+            }
+        }
+    }
+    for backend in ctx.runtimes.values() {
+        let Some(network) = &backend.network else {
+            continue;
+        };
+        let attached = match network.attached().await {
+            Ok(attached) => attached,
+            Err(error) => {
+                tracing::warn!(%error, "listing pod networks");
+                continue;
+            }
+        };
+        for uid in attached.iter().filter(|uid| !listed.contains(*uid)) {
+            if let Err(error) = network.detach(uid).await {
+                tracing::warn!(pod = %uid, %error, "removing an orphaned pod network");
             }
         }
     }

@@ -2,9 +2,10 @@
 //! restart it as the pod's restartPolicy says, with a crash-loop backoff.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, Pod, Secret,
@@ -12,12 +13,14 @@ use k8s_openapi::api::core::v1::{
 use kube::ResourceExt;
 use rkube_client::events::EventType;
 use rkube_runtimes::{
-    ContainerId, ContainerSpec, ExitStatus, Image, Limits, ModuleSource, Mount, Runtime, Signal,
+    ContainerId, ContainerSpec, ExitStatus, Image, Limits, ModuleSource, Mount, OciImage, RunAs,
+    Signal,
 };
 use tokio::sync::watch;
 
+use crate::backend::RuntimeBackend;
 use crate::context::Context;
-use crate::image_source::FetchedModule;
+use crate::image_source::{FetchedImage, ImageLocation};
 use crate::pod_state::{Kind, Shared, time, waiting};
 use crate::probes::{Failed, Probes, Report};
 use crate::worker::grace_of;
@@ -41,7 +44,13 @@ pub struct Supervisor {
     pub container: Container,
     pub kind: Kind,
     pub index: usize,
-    pub runtime: Arc<dyn Runtime>,
+    pub backend: Arc<RuntimeBackend>,
+    /// A run an earlier agent started that still goes on: supervised again, not restarted.
+    pub adopted: Option<ContainerId>,
+    /// The address the container's `status.podIP` env resolves to.
+    pub pod_ip: IpAddr,
+    /// The pod's network namespace, for runtimes that give pods one.
+    pub network_namespace: Option<PathBuf>,
     pub volumes: Arc<HashMap<String, PathBuf>>,
     pub pull_secrets: Arc<Vec<Secret>>,
     pub shared: Arc<Shared>,
@@ -127,16 +136,25 @@ impl Supervisor {
             if self.stopping() {
                 return Outcome::Stopped;
             }
-            let Some(module) = self.pull().await else {
-                return Outcome::Stopped;
-            };
             let started_at = Instant::now();
-            let ended = match self.start(&module, &probes).await {
+            let run = match self.adopted.take() {
+                Some(id) => Ok(id),
+                None => {
+                    let Some(image) = self.pull().await else {
+                        return Outcome::Stopped;
+                    };
+                    self.start(&image, &probes).await
+                }
+            };
+            let ended = match run {
                 Ok(id) => self.wait(&id, &probes).await.map(|s| s.map(|s| (s, id))),
                 Err(reason) => Err(reason),
             };
             let (code, terminated) = match ended {
-                Ok(Some((status, id))) => (status.code, terminated(&status, &id)),
+                Ok(Some((status, id))) => (
+                    status.code,
+                    terminated(&status, &id, &self.backend.id_scheme),
+                ),
                 Ok(None) => return Outcome::Stopped,
                 Err((reason, message)) => {
                     // Could not run at all: wait in place, as the kubelet does.
@@ -191,31 +209,44 @@ impl Supervisor {
     }
 
     /// Fetches the image, retrying with backoff; `None` when the pod stops meanwhile.
-    async fn pull(&mut self) -> Option<FetchedModule> {
+    async fn pull(&mut self) -> Option<FetchedImage> {
         let image = self.container.image.clone().unwrap_or_default();
         let policy = self
             .container
             .image_pull_policy
             .clone()
             .unwrap_or_else(|| default_pull_policy(&image).to_string());
+        let images = self.backend.images.clone();
         let mut failures = 0u32;
         loop {
-            self.event(
-                EventType::Normal,
-                "Pulling",
-                &format!("Pulling image \"{image}\""),
-            );
-            match self
-                .ctx
-                .images
-                .fetch(&image, &policy, &self.pull_secrets)
-                .await
-            {
-                Ok(module) => {
-                    let message = format!("Successfully pulled image \"{image}\"");
+            let local = match policy.as_str() {
+                "Always" => Ok(None),
+                _ => images.local(&image).await,
+            };
+            let fetched = match local {
+                Ok(Some(present)) => {
+                    let message = format!("Container image \"{image}\" already present on machine");
                     self.event(EventType::Normal, "Pulled", &message);
-                    return Some(module);
+                    Ok(present)
                 }
+                Ok(None) => {
+                    self.event(
+                        EventType::Normal,
+                        "Pulling",
+                        &format!("Pulling image \"{image}\""),
+                    );
+                    let began = Instant::now();
+                    let fetched = images.fetch(&image, &policy, &self.pull_secrets).await;
+                    if let Ok(fetched) = &fetched {
+                        let message = pulled_message(&image, began.elapsed(), fetched.size);
+                        self.event(EventType::Normal, "Pulled", &message);
+                    }
+                    fetched
+                }
+                Err(error) => Err(error),
+            };
+            match fetched {
+                Ok(fetched) => return Some(fetched),
                 Err(error) => {
                     let message = error.to_string();
                     self.event(EventType::Warning, "Failed", &message);
@@ -241,10 +272,10 @@ impl Supervisor {
     /// Creates and starts one run of the container; on failure the waiting reason and message.
     async fn start(
         &self,
-        module: &FetchedModule,
+        fetched: &FetchedImage,
         probes: &Probes,
     ) -> Result<ContainerId, (String, String)> {
-        let pod_ip = self.ctx.node_ip.to_string();
+        let pod_ip = self.pod_ip.to_string();
         let env = crate::env::resolve(&self.ctx.client, &self.pod, &self.container, &pod_ip)
             .await
             .map_err(|e| ("CreateContainerConfigError".to_string(), e.to_string()))?;
@@ -263,10 +294,7 @@ impl Supervisor {
         let spec = ContainerSpec {
             pod_uid: uid,
             container_name: self.container.name.clone(),
-            image: Image::Wasm(ModuleSource {
-                path: module.path.clone(),
-                digest: module.digest.clone(),
-            }),
+            image: self.image(fetched),
             args: argv(&self.container),
             env,
             working_dir: self.container.working_dir.clone(),
@@ -283,6 +311,7 @@ impl Supervisor {
             })?;
         }
         let id = self
+            .backend
             .runtime
             .create(&spec)
             .await
@@ -292,15 +321,15 @@ impl Supervisor {
             "Created",
             &format!("Created container {}", self.container.name),
         );
-        if let Err(error) = self.runtime.start(&id).await {
+        if let Err(error) = self.backend.runtime.start(&id).await {
             self.delete(&id).await;
             return Err(("RunContainerError".to_string(), error.to_string()));
         }
         let now = SystemTime::now();
         let ready = self.kind == Kind::Main && probes.ready_on_start();
         self.shared.update(self.kind, self.index, |s| {
-            s.container_id = Some(format!("wasm://{id}"));
-            s.image_id = module.digest.clone();
+            s.container_id = Some(format!("{}://{id}", self.backend.id_scheme));
+            s.image_id = fetched.digest.clone();
             s.started = Some(probes.started_on_start());
             s.ready = ready;
             s.state = Some(ContainerState {
@@ -325,10 +354,10 @@ impl Supervisor {
         id: &ContainerId,
         probes: &Probes,
     ) -> Result<Option<ExitStatus>, (String, String)> {
-        let runtime = self.runtime.clone();
+        let runtime = self.backend.runtime.clone();
         let mut stop = self.stop.clone();
         let report = |report| self.on_probe(report);
-        let watch = probes.watch(&*runtime, id, self.ctx.node_ip, Instant::now(), &report);
+        let watch = probes.watch(&*runtime, id, self.pod_ip, Instant::now(), &report);
         let ended = tokio::select! {
             status = runtime.wait(id) => Some(status),
             failed = watch => {
@@ -342,7 +371,7 @@ impl Supervisor {
                 self.delete(id).await;
                 if let Some(status) = status {
                     self.set_state(ContainerState {
-                        terminated: Some(terminated(&status, id)),
+                        terminated: Some(terminated(&status, id, &self.backend.id_scheme)),
                         ..ContainerState::default()
                     });
                 }
@@ -370,27 +399,45 @@ impl Supervisor {
     /// `Term`, then `Kill` at the deadline; returns once the container has ended.
     async fn terminate(&self, id: &ContainerId, deadline: Instant, message: &str) {
         self.event(EventType::Normal, "Killing", message);
-        if let Err(error) = self.runtime.kill(id, Signal::Term).await {
+        if let Err(error) = self.backend.runtime.kill(id, Signal::Term).await {
             tracing::debug!(%id, %error, "term");
         }
         let grace = deadline.saturating_duration_since(Instant::now());
-        if tokio::time::timeout(grace, self.runtime.wait(id))
+        if tokio::time::timeout(grace, self.backend.runtime.wait(id))
             .await
             .is_ok()
         {
             return;
         }
-        if let Err(error) = self.runtime.kill(id, Signal::Kill).await {
+        if let Err(error) = self.backend.runtime.kill(id, Signal::Kill).await {
             tracing::debug!(%id, %error, "kill");
         }
-        if let Err(error) = self.runtime.wait(id).await {
+        if let Err(error) = self.backend.runtime.wait(id).await {
             tracing::debug!(%id, %error, "waiting for a killed container");
         }
     }
 
     async fn delete(&self, id: &ContainerId) {
-        if let Err(error) = self.runtime.delete(id).await {
+        if let Err(error) = self.backend.runtime.delete(id).await {
             tracing::debug!(%id, %error, "deleting a container");
+        }
+    }
+
+    /// What the runtime runs: the fetched module, or the stored image with the container's
+    /// command, args, user and the pod's network.
+    fn image(&self, fetched: &FetchedImage) -> Image {
+        match &fetched.location {
+            ImageLocation::Module(path) => Image::Wasm(ModuleSource {
+                path: path.clone(),
+                digest: fetched.digest.clone(),
+            }),
+            ImageLocation::Store(reference) => Image::Oci(OciImage {
+                reference: reference.clone(),
+                command: self.container.command.clone(),
+                args: self.container.args.clone(),
+                user: run_as(&self.pod, &self.container),
+                network_namespace: self.network_namespace.clone(),
+            }),
         }
     }
 
@@ -429,9 +476,9 @@ async fn stopped(stop: &mut StopSignal) -> Instant {
     }
 }
 
-fn terminated(status: &ExitStatus, id: &ContainerId) -> ContainerStateTerminated {
+fn terminated(status: &ExitStatus, id: &ContainerId, scheme: &str) -> ContainerStateTerminated {
     ContainerStateTerminated {
-        container_id: Some(format!("wasm://{id}")),
+        container_id: Some(format!("{scheme}://{id}")),
         exit_code: status.code,
         reason: Some(status.reason.as_str().to_string()),
         message: status.message.clone(),
@@ -439,6 +486,33 @@ fn terminated(status: &ExitStatus, id: &ContainerId) -> ContainerStateTerminated
         finished_at: Some(time(status.finished_at)),
         ..ContainerStateTerminated::default()
     }
+}
+
+/// kubelet's words for a finished pull.
+fn pulled_message(image: &str, took: Duration, size: Option<u64>) -> String {
+    let took = Duration::from_millis(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+    let mut message =
+        format!("Successfully pulled image \"{image}\" in {took:?} ({took:?} including waiting).");
+    if let Some(size) = size {
+        message.push_str(&format!(" Image size: {size} bytes."));
+    }
+    message
+}
+
+/// `runAsUser`/`runAsGroup` of the container, else of the pod.
+fn run_as(pod: &Pod, container: &Container) -> Option<RunAs> {
+    let own = container.security_context.as_ref();
+    let pod_level = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let uid = own
+        .and_then(|c| c.run_as_user)
+        .or_else(|| pod_level.and_then(|p| p.run_as_user))?;
+    let gid = own
+        .and_then(|c| c.run_as_group)
+        .or_else(|| pod_level.and_then(|p| p.run_as_group));
+    Some(RunAs {
+        uid: u32::try_from(uid).ok()?,
+        gid: gid.and_then(|g| u32::try_from(g).ok()),
+    })
 }
 
 /// `:latest` (or no tag) pulls always, anything else if not present, as Kubernetes defaults.
@@ -495,6 +569,52 @@ mod tests {
         assert_eq!(default_pull_policy("reg/app:latest"), "Always");
         assert_eq!(default_pull_policy("reg:5000/app:1.0"), "IfNotPresent");
         assert_eq!(default_pull_policy("reg/app@sha256:ab"), "IfNotPresent");
+    }
+
+    #[test]
+    fn pulled_events_use_kubelet_wording() {
+        let message = pulled_message("busybox:1", Duration::from_micros(1_234_567), Some(42));
+        assert_eq!(
+            message,
+            "Successfully pulled image \"busybox:1\" in 1.234s (1.234s including waiting). \
+             Image size: 42 bytes."
+        );
+    }
+
+    #[test]
+    fn run_as_prefers_the_container_over_the_pod() {
+        use k8s_openapi::api::core::v1::{PodSecurityContext, PodSpec, SecurityContext};
+        let pod = Pod {
+            spec: Some(PodSpec {
+                security_context: Some(PodSecurityContext {
+                    run_as_user: Some(1000),
+                    run_as_group: Some(3000),
+                    ..PodSecurityContext::default()
+                }),
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        };
+        let mut container = Container::default();
+        assert_eq!(
+            run_as(&pod, &container),
+            Some(RunAs {
+                uid: 1000,
+                gid: Some(3000)
+            })
+        );
+        container.security_context = Some(SecurityContext {
+            run_as_user: Some(5),
+            ..SecurityContext::default()
+        });
+        assert_eq!(
+            run_as(&pod, &container),
+            Some(RunAs {
+                uid: 5,
+                gid: Some(3000)
+            })
+        );
+        assert_eq!(run_as(&Pod::default(), &Container::default()), None);
     }
 
     #[test]

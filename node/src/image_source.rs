@@ -1,5 +1,6 @@
 //! The seam between the node agent and whatever pulls images: the agent asks for an image by
-//! name and gets back a local `.wasm` file with its digest.
+//! name and gets back where its runtime finds it — a local `.wasm` file, or an image in the
+//! runtime's own store — with its digest. Each runtime backend has its source.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -7,12 +8,23 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret;
 
-/// A module ready to hand to a runtime.
+/// An image ready to hand to a runtime.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FetchedModule {
-    pub path: PathBuf,
+pub struct FetchedImage {
+    pub location: ImageLocation,
     /// Content digest (`sha256:…`): the container's `imageID` and the runtime's cache key.
     pub digest: String,
+    /// Bytes, as the `Pulled` event reports them; `None` when unknown.
+    pub size: Option<u64>,
+}
+
+/// Where the runtime finds a fetched image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageLocation {
+    /// A `.wasm` module on disk.
+    Module(PathBuf),
+    /// An image in the runtime's image store, by the name it was pulled as.
+    Store(String),
 }
 
 /// Why an image could not be fetched; the message ends up in the container's waiting state.
@@ -29,6 +41,12 @@ pub enum ImageError {
 /// Fetches images for the node agent (an OCI puller in production).
 #[async_trait]
 pub trait ImageSource: Send + Sync {
+    /// The image if it is already on the node, so that a pull policy other than `Always` skips
+    /// the pull (and its events); `Ok(None)` also for sources that cannot tell beforehand.
+    async fn local(&self, _image: &str) -> Result<Option<FetchedImage>, ImageError> {
+        Ok(None)
+    }
+
     /// Fetches `image` according to `pull_policy` (`Always`, `IfNotPresent`, `Never`), with the
     /// pod's image pull secrets (`kubernetes.io/dockerconfigjson`) for authentication.
     async fn fetch(
@@ -36,7 +54,7 @@ pub trait ImageSource: Send + Sync {
         image: &str,
         pull_policy: &str,
         secrets: &[Secret],
-    ) -> Result<FetchedModule, ImageError>;
+    ) -> Result<FetchedImage, ImageError>;
 }
 
 /// TEST FAKE: images are names mapped to `.wasm` files already on disk; nothing is pulled.
@@ -64,7 +82,7 @@ impl ImageSource for LocalImages {
         image: &str,
         _pull_policy: &str,
         _secrets: &[Secret],
-    ) -> Result<FetchedModule, ImageError> {
+    ) -> Result<FetchedImage, ImageError> {
         let path = self
             .modules
             .get(image)
@@ -77,9 +95,10 @@ impl ImageSource for LocalImages {
                 image: image.to_string(),
                 reason: format!("reading {}: {error}", path.display()),
             })?;
-        Ok(FetchedModule {
-            path: path.clone(),
+        Ok(FetchedImage {
+            location: ImageLocation::Module(path.clone()),
             digest: format!("sha256:{:016x}", fnv(&bytes)),
+            size: u64::try_from(bytes.len()).ok(),
         })
     }
 }
@@ -106,7 +125,7 @@ mod tests {
             .fetch("example/a:1", "IfNotPresent", &[])
             .await
             .unwrap();
-        assert_eq!(fetched.path, path);
+        assert_eq!(fetched.location, ImageLocation::Module(path));
         assert!(fetched.digest.starts_with("sha256:"));
         let missing = images.fetch("example/b:1", "IfNotPresent", &[]).await;
         assert!(matches!(missing, Err(ImageError::NotFound { .. })));

@@ -6,6 +6,7 @@
 //! running containers, over the kubelet API.
 
 mod agent;
+mod backend;
 mod container;
 mod context;
 mod env;
@@ -15,6 +16,7 @@ pub mod image_source;
 pub mod images;
 pub mod join;
 mod kubelet;
+pub mod network;
 mod options;
 pub mod paths;
 mod pod_registry;
@@ -25,8 +27,9 @@ mod volumes;
 mod worker;
 
 pub use agent::{run, run_until};
+pub use backend::RuntimeBackend;
 pub use error::NodeError;
-pub use image_source::{FetchedModule, ImageError, ImageSource, LocalImages};
+pub use image_source::{FetchedImage, ImageError, ImageLocation, ImageSource, LocalImages};
 pub use kubelet::{KubeletError, KubeletOptions};
 pub use options::{Backoff, NodeOptions};
 pub use registration::{KUBELET_VERSION, RUNTIME_VERSION};

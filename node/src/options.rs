@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rkube_runtimes::Runtime;
 
+use crate::backend::RuntimeBackend;
 use crate::image_source::ImageSource;
 use crate::kubelet::KubeletOptions;
 
@@ -45,9 +46,8 @@ pub struct NodeOptions {
     /// Logs, volumes and runtime state live here (see [`crate::paths`]).
     pub data_dir: PathBuf,
     /// One per RuntimeClass handler this node serves.
-    pub runtimes: Vec<Arc<dyn Runtime>>,
-    pub images: Arc<dyn ImageSource>,
-    /// The address reported for the node and its wasm pods; detected when `None`.
+    pub backends: Vec<RuntimeBackend>,
+    /// The address reported for the node and its host-network (wasm) pods; detected when `None`.
     pub node_ip: Option<IpAddr>,
     pub backoff: Backoff,
     /// How often the node Lease is renewed.
@@ -59,17 +59,30 @@ pub struct NodeOptions {
 }
 
 impl NodeOptions {
+    /// Options for `runtimes` that share one image source and the node's network.
     pub fn new(
         name: impl Into<String>,
         data_dir: impl Into<PathBuf>,
         runtimes: Vec<Arc<dyn Runtime>>,
         images: Arc<dyn ImageSource>,
     ) -> Self {
+        let backends = runtimes
+            .into_iter()
+            .map(|runtime| RuntimeBackend::new(runtime, images.clone()))
+            .collect();
+        Self::with_backends(name, data_dir, backends)
+    }
+
+    /// Options for runtimes each with its own images and networking.
+    pub fn with_backends(
+        name: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+        backends: Vec<RuntimeBackend>,
+    ) -> Self {
         Self {
             name: name.into(),
             data_dir: data_dir.into(),
-            runtimes,
-            images,
+            backends,
             node_ip: None,
             backoff: Backoff::default(),
             lease_renew: Duration::from_secs(10),

@@ -32,6 +32,8 @@ pub struct Containers {
     pub initialized: bool,
     /// A pod-level failure (an unsupported runtime, a failed init container that may not restart).
     pub failure: Option<(String, String)>,
+    /// The pod's own address when its runtime gives it a network; else the node's is reported.
+    pub pod_ip: Option<std::net::IpAddr>,
 }
 
 impl Shared {
@@ -182,7 +184,13 @@ fn conditions(
 }
 
 /// The full status of `pod` as the node reports it.
-pub fn pod_status(pod: &Pod, containers: &Containers, ip: &str, start_time: &Time) -> PodStatus {
+pub fn pod_status(
+    pod: &Pod,
+    containers: &Containers,
+    host_ip: &str,
+    pod_ip: &str,
+    start_time: &Time,
+) -> PodStatus {
     let previous = pod.status.as_ref();
     let previous_conditions = previous
         .and_then(|s| s.conditions.clone())
@@ -193,10 +201,14 @@ pub fn pod_status(pod: &Pod, containers: &Containers, ip: &str, start_time: &Tim
         conditions: Some(conditions(containers, phase, &previous_conditions)),
         reason: failure.as_ref().map(|f| f.0.clone()),
         message: failure.map(|f| f.1),
-        host_ip: Some(ip.to_string()),
-        host_ips: Some(vec![HostIP { ip: ip.to_string() }]),
-        pod_ip: Some(ip.to_string()),
-        pod_ips: Some(vec![PodIP { ip: ip.to_string() }]),
+        host_ip: Some(host_ip.to_string()),
+        host_ips: Some(vec![HostIP {
+            ip: host_ip.to_string(),
+        }]),
+        pod_ip: Some(pod_ip.to_string()),
+        pod_ips: Some(vec![PodIP {
+            ip: pod_ip.to_string(),
+        }]),
         start_time: Some(start_time.clone()),
         init_container_statuses: (!containers.init.is_empty()).then(|| containers.init.clone()),
         container_statuses: Some(containers.main.clone()),

@@ -1,24 +1,27 @@
 //! One task per pod: picks the runtime, prepares volumes, runs init containers in order and
 //! then the containers, writes the pod status when it changes, and tears the pod down.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus, Secret,
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus, Secret,
 };
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use rkube_client::events::EventType;
-use rkube_runtimes::Runtime;
+use rkube_runtimes::{ContainerId, ContainerState as RuntimeState};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::backend::RuntimeBackend;
 use crate::container::{Outcome, StopSignal, Supervisor, restarts};
-use crate::context::Context;
+use crate::context::{Context, Leftover};
+use crate::network::{PodAddress, PodNetwork};
 use crate::pod_state::{Containers, Kind, Shared, pod_status, terminated_of, waiting};
 
 /// The handler of pods that name no RuntimeClass.
@@ -54,29 +57,37 @@ pub async fn run(ctx: Arc<Context>, mut feed: PodFeed) {
         return;
     };
     let uid = pod.uid().unwrap_or_default();
+    let deleting = pod.metadata.deletion_timestamp.is_some();
+    let backend = runtime_of(&ctx, &pod).await;
+    let leftovers = ctx.take_leftovers(&uid);
+    let adopted = match &backend {
+        Ok(backend) => adopt(backend, leftovers).await,
+        Err(_) => HashMap::new(),
+    };
     let mut worker = Worker {
         start_time: pod
             .status
             .as_ref()
             .and_then(|s| s.start_time.clone())
             .unwrap_or_else(rkube_client::time::now),
-        shared: Arc::new(Shared::new(carried_over(&pod))),
+        shared: Arc::new(Shared::new(carried_over(&pod, &adopted))),
         last_written: pod.status.clone(),
+        network: backend.as_ref().ok().and_then(|b| b.network.clone()),
         ctx,
         pod,
     };
     let (stop_tx, stop_rx) = watch::channel(None);
-    let deleting = worker.pod.metadata.deletion_timestamp.is_some();
     // A JoinSet so that dropping the worker (the agent stopping) also stops the containers'
     // supervision.
     let mut lifecycle = JoinSet::new();
     if !is_finished(&worker.pod) && !deleting {
-        match worker.runtime().await {
-            Ok(runtime) => {
+        match backend {
+            Ok(backend) => {
                 lifecycle.spawn(lifecycle_of(
                     worker.ctx.clone(),
                     worker.pod.clone(),
-                    runtime,
+                    backend,
+                    adopted,
                     worker.shared.clone(),
                     stop_rx,
                 ));
@@ -145,6 +156,8 @@ async fn node_stops(mut stopping: watch::Receiver<bool>) {
 struct Worker {
     ctx: Arc<Context>,
     pod: Pod,
+    /// The pod network to tear down with the pod, for runtimes that give pods one.
+    network: Option<Arc<PodNetwork>>,
     shared: Arc<Shared>,
     start_time: Time,
     last_written: Option<PodStatus>,
@@ -162,37 +175,12 @@ impl Worker {
         }
     }
 
-    /// The runtime of the pod's RuntimeClass handler, or why there is none on this node.
-    async fn runtime(&self) -> Result<Arc<dyn Runtime>, String> {
-        let class = self
-            .pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.runtime_class_name.clone());
-        let handler = match class {
-            None => DEFAULT_HANDLER.to_string(),
-            Some(class) => {
-                let classes: Api<RuntimeClass> = Api::all(self.ctx.client.clone());
-                match classes.get_opt(&class).await {
-                    Ok(Some(rc)) => rc.handler,
-                    Ok(None) => return Err(format!("runtimeclass {class} not found")),
-                    Err(error) => return Err(format!("reading runtimeclass {class}: {error}")),
-                }
-            }
-        };
-        self.ctx.runtimes.get(&handler).cloned().ok_or_else(|| {
-            format!(
-                "node {} has no runtime handler {handler}",
-                self.ctx.node_name
-            )
-        })
-    }
-
     /// Writes the status through the status subresource when it differs from the last one.
     async fn write_status(&mut self) {
         let containers = self.shared.lock().clone();
-        let ip = self.ctx.node_ip.to_string();
-        let status = pod_status(&self.pod, &containers, &ip, &self.start_time);
+        let host_ip = self.ctx.node_ip.to_string();
+        let pod_ip = containers.pod_ip.unwrap_or(self.ctx.node_ip).to_string();
+        let status = pod_status(&self.pod, &containers, &host_ip, &pod_ip, &self.start_time);
         if self.last_written.as_ref() == Some(&status) {
             return;
         }
@@ -225,6 +213,11 @@ impl Worker {
     /// Removes the pod's files, then the pod itself unless the API already dropped it.
     async fn tear_down(&self, gone: bool) {
         let uid = self.pod.uid().unwrap_or_default();
+        if let Some(network) = &self.network
+            && let Err(error) = network.detach(&uid).await
+        {
+            tracing::warn!(pod = %uid, %error, "removing the pod network");
+        }
         for dir in [
             self.ctx.layout.pod_volumes(&uid),
             self.ctx.layout.pod_logs(&uid),
@@ -258,14 +251,97 @@ impl Worker {
     }
 }
 
+/// The runtime of the pod's RuntimeClass handler, or why there is none on this node.
+async fn runtime_of(ctx: &Context, pod: &Pod) -> Result<Arc<RuntimeBackend>, String> {
+    let class = pod.spec.as_ref().and_then(|s| s.runtime_class_name.clone());
+    let handler = match class {
+        None => DEFAULT_HANDLER.to_string(),
+        Some(class) => {
+            let classes: Api<RuntimeClass> = Api::all(ctx.client.clone());
+            match classes.get_opt(&class).await {
+                Ok(Some(rc)) => rc.handler,
+                Ok(None) => return Err(format!("runtimeclass {class} not found")),
+                Err(error) => return Err(format!("reading runtimeclass {class}: {error}")),
+            }
+        }
+    };
+    ctx.runtimes
+        .get(&handler)
+        .cloned()
+        .ok_or_else(|| format!("node {} has no runtime handler {handler}", ctx.node_name))
+}
+
+/// The pod's containers an earlier agent left running, by container name, to supervise again
+/// as they are; the rest of what it left (ended runs) is deleted.
+async fn adopt(backend: &RuntimeBackend, leftovers: Vec<Leftover>) -> HashMap<String, ContainerId> {
+    let mut adopted = HashMap::new();
+    for Leftover { handler, container } in leftovers {
+        if handler != backend.handler() {
+            continue;
+        }
+        let running = matches!(container.state, RuntimeState::Running { .. });
+        if running && !adopted.contains_key(&container.container_name) {
+            adopted.insert(container.container_name, container.id);
+        } else if let Err(error) = backend.runtime.delete(&container.id).await {
+            tracing::debug!(id = %container.id, %error, "deleting an ended leftover container");
+        }
+    }
+    adopted
+}
+
+/// The pod's network, retried with backoff; `None` when the pod stops meanwhile.
+async fn attach_network(
+    ctx: &Context,
+    pod: &Pod,
+    network: &PodNetwork,
+    stop: &StopSignal,
+) -> Option<PodAddress> {
+    let uid = pod.uid().unwrap_or_default();
+    let mut failures = 0u32;
+    loop {
+        match network.attach(&uid).await {
+            Ok(address) => return Some(address),
+            Err(error) => {
+                let message = format!("Failed to create pod sandbox: {error}");
+                if let Err(error) = ctx
+                    .recorder
+                    .record(pod, EventType::Warning, "FailedCreatePodSandBox", &message)
+                    .await
+                {
+                    tracing::debug!(%error, "recording a pod event");
+                }
+                failures += 1;
+                let mut stop = stop.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(ctx.backoff.delay(failures)) => {}
+                    _ = stop.wait_for(Option::is_some) => return None,
+                }
+            }
+        }
+    }
+}
+
 /// Volumes, init containers one by one, then all containers together.
 async fn lifecycle_of(
     ctx: Arc<Context>,
     pod: Pod,
-    runtime: Arc<dyn Runtime>,
+    backend: Arc<RuntimeBackend>,
+    mut adopted: HashMap<String, ContainerId>,
     shared: Arc<Shared>,
     stop: StopSignal,
 ) {
+    let address = match &backend.network {
+        Some(network) => match attach_network(&ctx, &pod, network, &stop).await {
+            Some(address) => {
+                shared.modify(|c| c.pod_ip = Some(address.ip));
+                Some(address)
+            }
+            None => return,
+        },
+        None => None,
+    };
+    let pod_ip = address.as_ref().map_or(ctx.node_ip, |a| a.ip);
+    let network_namespace = address.map(|a| a.netns);
     let volumes = loop {
         match crate::volumes::prepare(&ctx.client, &ctx.layout, &pod).await {
             Ok(volumes) => break Arc::new(volumes),
@@ -288,13 +364,16 @@ async fn lifecycle_of(
     };
     let pull_secrets = Arc::new(pull_secrets(&ctx, &pod).await);
     let spec = pod.spec.clone().unwrap_or_default();
-    let supervisor = |container, kind, index| Supervisor {
+    let mut supervisor = |container: Container, kind, index| Supervisor {
         ctx: ctx.clone(),
         pod: pod.clone(),
+        adopted: adopted.remove(&container.name),
         container,
         kind,
         index,
-        runtime: runtime.clone(),
+        backend: backend.clone(),
+        pod_ip,
+        network_namespace: network_namespace.clone(),
         volumes: volumes.clone(),
         pull_secrets: pull_secrets.clone(),
         shared: shared.clone(),
@@ -351,8 +430,9 @@ async fn pull_secrets(ctx: &Context, pod: &Pod) -> Vec<Secret> {
 
 /// Container statuses to start from: fresh ones, or, for a pod this node ran before an agent
 /// restart, the previous ones with every container that was running counted as restarted
-/// (an in-process runtime cannot keep guests across restarts).
-fn carried_over(pod: &Pod) -> Containers {
+/// (an in-process runtime cannot keep guests across restarts) unless it was `adopted`, still
+/// running in its runtime.
+fn carried_over(pod: &Pod, adopted: &HashMap<String, ContainerId>) -> Containers {
     let spec = pod.spec.clone().unwrap_or_default();
     let previous = pod.status.clone().unwrap_or_default();
     let initialized_before = previous
@@ -372,6 +452,9 @@ fn carried_over(pod: &Pod) -> Containers {
             return fresh;
         };
         let was_running = old.state.as_ref().is_some_and(|s| s.running.is_some());
+        if was_running && adopted.contains_key(name) {
+            return old.clone();
+        }
         if was_running {
             let lost = ContainerStateTerminated {
                 exit_code: 137,
@@ -429,12 +512,13 @@ fn carried_over(pod: &Pod) -> Containers {
             .collect(),
         initialized: no_init || initialized_before,
         failure: None,
+        pod_ip: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{Container, ContainerStateRunning, PodSpec};
+    use k8s_openapi::api::core::v1::{ContainerStateRunning, PodSpec};
 
     use super::*;
 
@@ -463,12 +547,22 @@ mod tests {
             }),
             ..Pod::default()
         };
-        let containers = carried_over(&pod);
+        let containers = carried_over(&pod, &HashMap::new());
         assert!(containers.initialized);
         let app = &containers.main[0];
         assert_eq!(app.restart_count, 3);
         let lost = app.last_state.as_ref().and_then(|s| s.terminated.as_ref());
         assert_eq!(lost.map(|t| t.exit_code), Some(137));
         assert!(app.state.as_ref().is_some_and(|s| s.waiting.is_some()));
+        // A container its runtime kept running is adopted as it was.
+        let adopted = HashMap::from([("app".to_string(), ContainerId("c1".into()))]);
+        let kept = carried_over(&pod, &adopted);
+        assert_eq!(kept.main[0].restart_count, 2);
+        assert!(
+            kept.main[0]
+                .state
+                .as_ref()
+                .is_some_and(|s| s.running.is_some())
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `rkube`: one binary for every part of the cluster.
 
+mod backends;
 mod up;
 
 use std::net::SocketAddr;
@@ -30,6 +31,10 @@ enum LogFormat {
 }
 
 #[derive(Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once at startup; boxing would only obscure the flags"
+)]
 enum Command {
     /// Run a whole cluster in this process: API server, scheduler, controllers and a wasm node.
     Up {
@@ -48,6 +53,12 @@ enum Command {
         /// Registries to reach over plain HTTP besides loopback ones.
         #[arg(long, value_delimiter = ',')]
         insecure_registry: Vec<String>,
+        /// containerd's socket; without an answer there the node runs wasm pods only.
+        #[arg(long, default_value = "/run/containerd/containerd.sock")]
+        containerd_socket: PathBuf,
+        /// Where the kubelet API (container logs, exec) listens.
+        #[arg(long, default_value = "0.0.0.0:10250")]
+        kubelet_listen: SocketAddr,
     },
     /// Run the API server on the embedded store, or on etcd with --etcd.
     Apiserver {
@@ -61,7 +72,7 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         etcd: Vec<String>,
     },
-    /// Run a node agent that runs the pods bound to this node (wasm runtime for now).
+    /// Run a node agent that runs the pods bound to this node (wasm and/or containerd).
     Node {
         /// The kubeconfig to reach the API server with; or join with --server and --token.
         #[arg(long, env = "KUBECONFIG", required_unless_present = "server")]
@@ -81,9 +92,19 @@ enum Command {
         /// Where pod volumes, logs, the image cache and compiled modules live.
         #[arg(long, env = "RKUBE_DATA_DIR")]
         data_dir: Option<PathBuf>,
-        /// Runtimes this node offers (comma-separated); only `wasm` exists so far.
+        /// Runtimes this node offers (comma-separated): `wasm` (handler `wasmtime`) and
+        /// `containerd` (handler `runc`, ordinary OCI container pods).
         #[arg(long, value_delimiter = ',', default_value = "wasm")]
         runtime: Vec<String>,
+        /// containerd's gRPC socket, for `--runtime containerd`.
+        #[arg(long, default_value = "/run/containerd/containerd.sock")]
+        containerd_socket: PathBuf,
+        /// Addresses of containerd pods come from this range (CNI bridge + host-local).
+        #[arg(long, default_value = "10.88.0.0/16")]
+        pod_cidr: String,
+        /// The node-local bridge containerd pods attach to.
+        #[arg(long, default_value = "rkube0")]
+        pod_bridge: String,
         /// Registries to reach over plain HTTP besides loopback ones.
         #[arg(long, value_delimiter = ',')]
         insecure_registry: Vec<String>,
@@ -298,6 +319,8 @@ async fn main() -> anyhow::Result<()> {
             etcd,
             node_name,
             insecure_registry,
+            containerd_socket,
+            kubelet_listen,
         } => {
             let options = up::UpOptions {
                 data_dir: data_dir.unwrap_or_else(default_data_dir),
@@ -305,6 +328,8 @@ async fn main() -> anyhow::Result<()> {
                 etcd,
                 node_name: node_name.map_or_else(up::host_name, Ok)?,
                 insecure_registries: insecure_registry,
+                containerd_socket,
+                kubelet_listen,
             };
             up::run(options, shutdown_signal()).await?;
         }
@@ -330,13 +355,24 @@ async fn main() -> anyhow::Result<()> {
             name,
             data_dir,
             runtime,
+            containerd_socket,
+            pod_cidr,
+            pod_bridge,
             insecure_registry,
             kubelet_listen,
             crash_backoff_initial,
         } => {
             let data_dir = data_dir.unwrap_or_else(default_data_dir).join("node");
-            if let Some(other) = runtime.iter().find(|r| r.as_str() != "wasm") {
-                anyhow::bail!("runtime {other:?} is not available yet: use --runtime wasm");
+            let backend_options = backends::BackendOptions {
+                data_dir: &data_dir,
+                containerd_socket,
+                pod_cidr,
+                pod_bridge,
+                insecure_registry,
+            };
+            let mut backends = Vec::new();
+            for name in &runtime {
+                backends.push(backends::backend(name, &backend_options).await?);
             }
             let name = name.map_or_else(up::host_name, Ok)?;
             // Joining leaves the node's own kubeconfig in its data dir; later starts reuse it.
@@ -359,7 +395,7 @@ async fn main() -> anyhow::Result<()> {
                 _ => anyhow::bail!("pass --kubeconfig, or --server and --token to join"),
             };
             let client = client_from_kubeconfig(&kubeconfig).await?;
-            let mut options = up::wasm_node(name, data_dir, insecure_registry)?;
+            let mut options = rkube_node::NodeOptions::with_backends(name, data_dir, backends);
             options.kubelet = Some(rkube_node::KubeletOptions {
                 listen: kubelet_listen,
                 cluster_ca_pem: cluster_ca_pem(&kubeconfig)?,

@@ -1,10 +1,10 @@
 //! `rkube up`: a whole cluster in one process. The API server (embedded store or etcd, TLS
-//! listener, admin kubeconfig) plus the scheduler, the controller manager and one wasm node
-//! agent, which reach the API through the router in-process instead of a TLS socket.
+//! listener, admin kubeconfig) plus the scheduler, the controller manager and one node agent
+//! (wasm, and containerd when it answers), which reach the API through the router in-process
+//! instead of a TLS socket.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -15,8 +15,6 @@ use kube::api::{Api, PostParams};
 use rkube_apiserver::in_process;
 use rkube_apiserver::run::Prepared;
 use rkube_node::NodeOptions;
-use rkube_node::images::OciImages;
-use rkube_runtimes::wasm::{WasmConfig, WasmRuntime};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -28,6 +26,10 @@ pub struct UpOptions {
     pub node_name: String,
     /// Registries the node may reach over plain HTTP besides loopback ones.
     pub insecure_registries: Vec<String>,
+    /// containerd's socket: the node runs container pods too when it answers.
+    pub containerd_socket: PathBuf,
+    /// Where the node's kubelet API (logs, exec) listens.
+    pub kubelet_listen: SocketAddr,
 }
 
 /// The RuntimeClasses every rkube cluster has, each named after its handler.
@@ -49,22 +51,15 @@ pub async fn run(options: UpOptions, shutdown: impl Future<Output = ()>) -> anyh
     let api = rkube_apiserver::run::prepare(&rkube_apiserver::run::Options {
         data_dir: data_dir.clone(),
         listen: options.listen,
-        etcd: options.etcd,
+        etcd: options.etcd.clone(),
     })
     .await
     .context("starting the api server")?;
     let client = in_process::client(api.router.clone(), in_process::admin());
     ensure_runtime_classes(&client).await?;
-    let node = wasm_node(
-        options.node_name,
-        data_dir.join("node"),
-        options.insecure_registries,
-    )?;
-    tracing::info!(
-        node = %node.name,
-        "the node runs wasm pods only: there is no containerd runtime yet"
-    );
-    let node_name = node.name.clone();
+    let node_name = options.node_name.clone();
+    let node = node_options(&options, &data_dir).await?;
+    announce_join_command(&client, &api).await;
     let kubeconfig = api.kubeconfig.clone();
 
     let (stop, stopping) = watch::channel(false);
@@ -152,21 +147,54 @@ async fn drain(mut components: JoinSet<Ended>) {
     }
 }
 
-/// A node agent with the wasm runtime and the OCI image puller, keeping its data in `data_dir`.
-pub fn wasm_node(
-    name: String,
-    data_dir: PathBuf,
-    insecure_registries: Vec<String>,
-) -> anyhow::Result<NodeOptions> {
-    let wasm = WasmRuntime::new(WasmConfig::new(data_dir.join("compiled")))
-        .context("starting the wasm runtime")?;
-    let images = OciImages::new(data_dir.join("images"), insecure_registries);
-    Ok(NodeOptions::new(
-        name,
-        data_dir,
-        vec![Arc::new(wasm)],
-        Arc::new(images),
-    ))
+/// The node agent: always the wasm runtime; containerd too when its socket answers. Its
+/// kubelet API trusts the cluster CA, as a joined node's does.
+async fn node_options(options: &UpOptions, data_dir: &Path) -> anyhow::Result<NodeOptions> {
+    let node_dir = data_dir.join("node");
+    let backend_options = crate::backends::BackendOptions {
+        data_dir: &node_dir,
+        containerd_socket: options.containerd_socket.clone(),
+        pod_cidr: "10.88.0.0/16".into(),
+        pod_bridge: "rkube0".into(),
+        insecure_registry: options.insecure_registries.clone(),
+    };
+    let mut backends = vec![crate::backends::backend("wasm", &backend_options).await?];
+    match crate::backends::backend("containerd", &backend_options).await {
+        Ok(containerd) => backends.push(containerd),
+        Err(error) => tracing::info!(
+            socket = %options.containerd_socket.display(),
+            reason = format!("{error:#}"),
+            "no containerd: this node runs wasm pods only"
+        ),
+    }
+    let mut node = NodeOptions::with_backends(options.node_name.clone(), node_dir, backends);
+    let ca = data_dir.join("pki/ca.crt");
+    node.kubelet = Some(rkube_node::KubeletOptions {
+        listen: options.kubelet_listen,
+        cluster_ca_pem: std::fs::read_to_string(&ca)
+            .with_context(|| format!("reading {}", ca.display()))?,
+    });
+    Ok(node)
+}
+
+/// Makes a bootstrap token valid for a day and logs the command that joins a node with it.
+async fn announce_join_command(client: &kube::Client, api: &Prepared) {
+    let token = rkube_client::bootstrap::Token::generate();
+    let ttl = Some(Duration::from_secs(24 * 3600));
+    let created =
+        rkube_client::bootstrap::create(client.clone(), &token, ttl, "created by rkube up").await;
+    let hash = std::fs::read_to_string(api.kubeconfig.with_file_name("pki/ca.crt"))
+        .ok()
+        .and_then(|ca| rkube_client::bootstrap::ca_cert_hash(&ca).ok());
+    match (created, hash) {
+        (Ok(()), Some(hash)) => tracing::info!(
+            "join a node with: rkube node --server https://{} --token {} --ca-cert-hash {hash}",
+            api.local,
+            token.text()
+        ),
+        (Err(error), _) => tracing::warn!(%error, "creating a bootstrap token"),
+        (_, None) => tracing::warn!("reading the cluster CA for the join command"),
+    }
 }
 
 /// The machine's host name, the default Node name.

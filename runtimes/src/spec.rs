@@ -52,6 +52,9 @@ pub struct OciImage {
     pub args: Option<Vec<String>>,
     /// `securityContext.runAsUser`/`runAsGroup`; unset means the image's user.
     pub user: Option<RunAs>,
+    /// The pod's network namespace (a bind-mounted netns file) the container joins, so that the
+    /// containers of one pod share its address; unset gives the container a fresh one.
+    pub network_namespace: Option<PathBuf>,
 }
 
 /// A numeric user (and group) to run the container process as.

@@ -64,6 +64,7 @@ impl Fixture {
                 command: Some(command.iter().map(|s| s.to_string()).collect()),
                 args: None,
                 user: None,
+                network_namespace: None,
             }),
             args: vec![],
             env: vec![("GREETING".into(), "hello".into())],
@@ -416,6 +417,7 @@ async fn images_are_pulled_with_credentials_and_must_be_pulled_first() {
         command: None,
         args: None,
         user: None,
+        network_namespace: None,
     });
     let err = fx.runtime.create(&spec).await.unwrap_err();
     assert!(matches!(err, RuntimeError::InvalidImage { .. }), "{err}");

@@ -3,6 +3,7 @@
 
 mod cache;
 mod client;
+mod containerd;
 mod docker_config;
 mod error;
 mod layer;
@@ -19,6 +20,7 @@ use oci_client::manifest::{
     OCI_IMAGE_MEDIA_TYPE, OciDescriptor, OciImageManifest, OciManifest,
 };
 
+pub use containerd::ContainerdImages;
 pub use docker_config::{DockerConfigError, parse_docker_config};
 pub use error::ImagePullError;
 pub use layer::{WASM_CONFIG_MEDIA_TYPE, WASM_MEDIA_TYPE};
@@ -301,7 +303,7 @@ async fn extract(
 }
 
 /// The login for `registry` among `(registry, username, password)` entries.
-fn credentials_for<'a>(
+pub(crate) fn credentials_for<'a>(
     credentials: &'a [(String, String, String)],
     registry: &str,
 ) -> Option<(&'a str, &'a str)> {

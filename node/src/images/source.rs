@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::{ImagePullError, OciImages, parse_docker_config};
-use crate::image_source::{FetchedModule, ImageError, ImageSource};
+use crate::image_source::{FetchedImage, ImageError, ImageLocation, ImageSource};
 
 /// Registry credentials from the pod's `kubernetes.io/dockerconfigjson` pull secrets; an
 /// unreadable secret is skipped (the pull then fails with the registry's own refusal).
-fn credentials(secrets: &[Secret]) -> Vec<(String, String, String)> {
+pub(crate) fn credentials(secrets: &[Secret]) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for secret in secrets {
         let Some(config) = secret
@@ -37,7 +37,7 @@ impl ImageSource for OciImages {
         image: &str,
         pull_policy: &str,
         secrets: &[Secret],
-    ) -> Result<FetchedModule, ImageError> {
+    ) -> Result<FetchedImage, ImageError> {
         let pulled = OciImages::fetch(self, image, pull_policy, &credentials(secrets), None)
             .await
             .map_err(|err| match err {
@@ -48,9 +48,14 @@ impl ImageSource for OciImages {
                     reason: other.to_string(),
                 },
             })?;
-        Ok(FetchedModule {
-            path: pulled.path,
+        let size = tokio::fs::metadata(&pulled.path)
+            .await
+            .ok()
+            .map(|m| m.len());
+        Ok(FetchedImage {
+            location: ImageLocation::Module(pulled.path),
             digest: pulled.digest,
+            size,
         })
     }
 }

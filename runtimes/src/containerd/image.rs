@@ -5,6 +5,7 @@ use containerd_client::services::v1::{GetImageRequest, ReadContentRequest};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::PulledImage;
 use super::connection::{Connection, is_not_found, rpc_error};
 use crate::RuntimeError;
 
@@ -60,6 +61,14 @@ impl ImageConfig {
 }
 
 impl Manifest {
+    /// The image's size: this manifest (`own_size` bytes), its config and its layers.
+    pub(crate) fn size(&self, own_size: usize) -> u64 {
+        let blob = |d: &Descriptor| u64::try_from(d.size).unwrap_or(0);
+        u64::try_from(own_size).unwrap_or(0)
+            + blob(&self.config)
+            + self.layers.iter().map(blob).sum::<u64>()
+    }
+
     pub(crate) fn parse(reference: &str, bytes: &[u8]) -> Result<Self, RuntimeError> {
         serde_json::from_slice(bytes).map_err(|e| RuntimeError::InvalidImage {
             reference: reference.to_string(),
@@ -87,6 +96,8 @@ pub(crate) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 /// An image in containerd's image store, ready to create containers from.
 pub(crate) struct LocalImage {
     pub(crate) config: ImageConfig,
+    /// What a pull of this image would report.
+    pub(crate) pulled: PulledImage,
 }
 
 impl LocalImage {
@@ -110,11 +121,17 @@ impl LocalImage {
         let Some(target) = image.and_then(|image| image.target) else {
             return Ok(None);
         };
-        let manifest = read_content(connection, &target.digest).await?;
-        let manifest = Manifest::parse(name, &manifest)?;
+        let manifest_bytes = read_content(connection, &target.digest).await?;
+        let manifest = Manifest::parse(name, &manifest_bytes)?;
         let config = read_content(connection, &manifest.config.digest).await?;
         Ok(Some(LocalImage {
             config: ImageConfig::parse(name, &config)?,
+            pulled: PulledImage {
+                name: name.to_string(),
+                digest: target.digest,
+                size: manifest.size(manifest_bytes.len()),
+                config_digest: manifest.config.digest,
+            },
         }))
     }
 }

@@ -132,10 +132,15 @@ impl ContainerdRuntime {
 
     /// Whether an image of this reference is already in containerd's store.
     pub async fn has_image(&self, reference: &str) -> Result<bool, RuntimeError> {
+        Ok(self.local_image(reference).await?.is_some())
+    }
+
+    /// The stored image of this reference, as its pull reported it; `None` when not pulled.
+    pub async fn local_image(&self, reference: &str) -> Result<Option<PulledImage>, RuntimeError> {
         let name = pull::normalised_name(reference)?;
         Ok(image::LocalImage::load(&self.connection, &name)
             .await?
-            .is_some())
+            .map(|image| image.pulled))
     }
 
     fn fifo_dir(&self, id: &ContainerId) -> PathBuf {

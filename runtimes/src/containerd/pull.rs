@@ -47,6 +47,8 @@ pub struct PulledImage {
     pub digest: String,
     /// Digest of the image config, the image id.
     pub config_digest: String,
+    /// Bytes of the manifest, config and (compressed) layers, as containerd sizes an image.
+    pub size: u64,
 }
 
 /// Registry credentials for one pull.
@@ -121,6 +123,7 @@ pub(crate) async fn pull(
         });
     }
 
+    let size = manifest.size(manifest_bytes.len());
     let lease = connection
         .create_lease(&format!("rkube-pull-{}", unique_suffix()))
         .await?;
@@ -146,6 +149,7 @@ pub(crate) async fn pull(
         name,
         digest,
         config_digest: manifest.config.digest,
+        size,
     })
 }
 

@@ -1,6 +1,8 @@
 //! The OCI runtime spec (config.json) of a container: the image's process defaults overlaid with
 //! the pod's, and the same confinement containerd gives a container by default.
 
+use std::path::Path;
+
 use serde_json::{Value, json};
 
 use super::image::ProcessDefaults;
@@ -174,7 +176,12 @@ pub(crate) fn runtime_spec(
     mounts: &[Mount],
     limits: Limits,
     cgroups_path: &str,
+    network_namespace: Option<&Path>,
 ) -> Value {
+    let network = match network_namespace {
+        Some(path) => json!({"type": "network", "path": path}),
+        None => json!({"type": "network"}),
+    };
     let mut all_mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc",
                "options": ["nosuid", "noexec", "nodev"]}),
@@ -206,7 +213,7 @@ pub(crate) fn runtime_spec(
             "resources": resources(limits),
             "namespaces": [
                 {"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
-                {"type": "mount"}, {"type": "network"},
+                {"type": "mount"}, network,
             ],
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
@@ -257,6 +264,7 @@ mod tests {
             command: command.map(owned),
             args: args.map(owned),
             user: None,
+            network_namespace: None,
         }
     }
 
@@ -338,7 +346,7 @@ mod tests {
             memory_bytes: Some(16 << 20),
             cpu_millicores: Some(250),
         };
-        let spec = runtime_spec(&process, &mounts, limits, "/rkube/x");
+        let spec = runtime_spec(&process, &mounts, limits, "/rkube/x", None);
         let resources = &spec["linux"]["resources"];
         assert_eq!(resources["memory"]["limit"], 16 << 20);
         assert_eq!(resources["cpu"]["quota"], 25_000);
@@ -353,6 +361,14 @@ mod tests {
             spec["linux"]["namespaces"].as_array().map(Vec::len),
             Some(5)
         );
+        let pod_netns = runtime_spec(
+            &process,
+            &[],
+            limits,
+            "/rkube/x",
+            Some(Path::new("/run/netns/p")),
+        );
+        assert_eq!(pod_netns["linux"]["namespaces"][4]["path"], "/run/netns/p");
         assert!(
             !spec["process"]["capabilities"]["bounding"]
                 .as_array()

@@ -57,8 +57,13 @@ impl ContainerdRuntime {
             id_safe(&spec.container_name),
             unique_suffix()
         ));
-        let runtime_spec =
-            runtime_spec(&process, &spec.mounts, spec.limits, &self.cgroups_path(&id));
+        let runtime_spec = runtime_spec(
+            &process,
+            &spec.mounts,
+            spec.limits,
+            &self.cgroups_path(&id),
+            oci.network_namespace.as_deref(),
+        );
         let log = CriLog::open(&spec.log_path)?;
         let labels = HashMap::from([
             (LABEL_POD_UID.to_string(), spec.pod_uid.clone()),
