@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use rkube_harness::{Kubectl, Registry, free_port};
+use rkube_harness::{Daemon, Kubectl, Registry, free_port};
 
 const RKUBE: &str = env!("CARGO_BIN_EXE_rkube");
 const NODE: &str = "up-node";
@@ -25,6 +25,17 @@ impl Up {
     /// Starts `rkube up` and waits for its ready line and the hint after it; returns it with
     /// the time that took.
     fn start(data_dir: &Path, port: u16, logs: &Path, run: &str) -> anyhow::Result<(Up, Duration)> {
+        Self::start_with(data_dir, port, logs, run, &[])
+    }
+
+    /// `start` with more flags.
+    fn start_with(
+        data_dir: &Path,
+        port: u16,
+        logs: &Path,
+        run: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<(Up, Duration)> {
         let stdout = logs.join(format!("up-{run}.stdout"));
         let stderr = logs.join(format!("up-{run}.stderr"));
         let started = Instant::now();
@@ -40,6 +51,7 @@ impl Up {
             // No containerd here: the node runs wasm pods only.
             .arg("--containerd-socket")
             .arg(data_dir.join("no-containerd.sock"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(File::create(&stdout)?)
             .stderr(File::create(&stderr)?)
@@ -278,5 +290,138 @@ fn rkube_up_runs_wasm_pods_and_resumes_after_sigterm() -> anyhow::Result<()> {
 
     let (status, _) = up.terminate()?;
     ensure!(status.success(), "exit {status}\n{}", up.logs());
+    Ok(())
+}
+
+/// Starts `rkube node` joining with the `rkube token create` command line `join`.
+fn join_node(join: &[String], name: &str, data: &Path) -> anyhow::Result<Daemon> {
+    let join = join.to_vec();
+    let (name, data) = (name.to_string(), data.to_path_buf());
+    Daemon::spawn(&format!("node-{name}"), move |_| {
+        let mut cmd = Command::new(RKUBE);
+        cmd.args(&join[1..])
+            .args([
+                "--name",
+                &name,
+                "--kubelet-listen",
+                "0.0.0.0:0",
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env_remove("KUBECONFIG");
+        cmd
+    })
+}
+
+/// Node name → how many sleeper pods run there.
+fn sleepers_by_node(k: &Kubectl) -> anyhow::Result<Spread> {
+    let out = k.run(&[
+        "get",
+        "pods",
+        "-l",
+        "app=sleeper",
+        "--field-selector=status.phase=Running",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.nodeName}{\"\\n\"}{end}",
+    ])?;
+    let mut counts = Spread::new();
+    for node in out.lines() {
+        *counts.entry(node.to_string()).or_insert(0) += 1;
+    }
+    Ok(counts)
+}
+
+type Spread = std::collections::BTreeMap<String, usize>;
+
+/// Polls the sleeper pods' placement until `done` accepts it.
+fn wait_for_spread(
+    k: &Kubectl,
+    what: &str,
+    done: impl Fn(&Spread) -> bool,
+) -> anyhow::Result<Spread> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let spread = sleepers_by_node(k)?;
+        if done(&spread) {
+            return Ok(spread);
+        }
+        if Instant::now() >= deadline {
+            let pods = k.run(&["get", "pods", "-o", "wide"]).unwrap_or_default();
+            bail!("{what}: running sleepers per node {spread:?}\n{pods}");
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+#[test]
+fn joined_nodes_share_a_deployment_and_take_over_from_a_dead_one() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let sleeper = format!("{}/sleeper:1", registry.host());
+    push("sleeper.wat", &sleeper)?;
+    let data = tempfile::tempdir()?;
+    let logs = tempfile::tempdir()?;
+    let (_up, _) = Up::start_with(
+        data.path(),
+        free_port(),
+        logs.path(),
+        "multi",
+        &["--node-monitor-grace-period", "15s"],
+    )?;
+    let kubeconfig = data.path().join("kubeconfig");
+    let k = Kubectl::new("1.33", &kubeconfig)?;
+    let token = Command::new(RKUBE)
+        .args(["token", "create", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()?;
+    ensure!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let join: Vec<String> = String::from_utf8(token.stdout)?
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let (edge_a, edge_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let _a = join_node(&join, "edge-a", edge_a.path())?;
+    let b = join_node(&join, "edge-b", edge_b.path())?;
+    let ready = "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}";
+    wait_for(
+        &k,
+        &["get", "nodes", "-o", ready],
+        "edge-a=True edge-b=True up-node=True ",
+        "three Ready nodes",
+    )?;
+
+    apply_example(&k, logs.path(), "sleeper-wasm.yaml", &sleeper)?;
+    // Six replicas that give up on an unreachable node after 2 s instead of 300.
+    k.run(&["patch", "deployment", "sleeper", "-p",
+        r#"{"spec":{"replicas":6,"template":{"spec":{"tolerations":[{"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","tolerationSeconds":2}]}}}}"#])?;
+    k.run(&["rollout", "status", "deployment/sleeper", "--timeout=60s"])?;
+    let spread = wait_for_spread(&k, "six replicas over the three nodes", |spread| {
+        spread.len() == 3 && spread.values().sum::<usize>() == 6
+    })?;
+    eprintln!("replicas per node: {spread:?}");
+
+    // edge-b's agent dies: its Node turns NotReady (nodes renew their Lease every 10 s, so
+    // the grace period is 15 s) and its pods come back on the others.
+    drop(b);
+    let edge_b_ready = "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}";
+    wait_for(
+        &k,
+        &["get", "node", "edge-b", "-o", edge_b_ready],
+        "Unknown",
+        "edge-b unreachable",
+    )?;
+    let nodes = k.run(&["get", "nodes"])?;
+    ensure!(
+        nodes
+            .lines()
+            .any(|l| l.starts_with("edge-b") && l.contains("NotReady")),
+        "{nodes}"
+    );
+    wait_for_spread(&k, "the replicas off edge-b", |spread| {
+        !spread.contains_key("edge-b") && spread.values().sum::<usize>() == 6
+    })?;
     Ok(())
 }

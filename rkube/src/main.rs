@@ -59,6 +59,9 @@ enum Command {
         /// Where the kubelet API (container logs, exec) listens.
         #[arg(long, default_value = "0.0.0.0:10250")]
         kubelet_listen: SocketAddr,
+        /// How long a node may go without renewing its Lease before it is marked unreachable.
+        #[arg(long, default_value = "50s", value_parser = parse_duration)]
+        node_monitor_grace_period: Duration,
     },
     /// Run the API server on the embedded store, or on etcd with --etcd.
     Apiserver {
@@ -321,6 +324,7 @@ async fn main() -> anyhow::Result<()> {
             insecure_registry,
             containerd_socket,
             kubelet_listen,
+            node_monitor_grace_period,
         } => {
             let options = up::UpOptions {
                 data_dir: data_dir.unwrap_or_else(default_data_dir),
@@ -330,6 +334,7 @@ async fn main() -> anyhow::Result<()> {
                 insecure_registries: insecure_registry,
                 containerd_socket,
                 kubelet_listen,
+                node_monitor_grace: node_monitor_grace_period,
             };
             up::run(options, shutdown_signal()).await?;
         }

@@ -30,6 +30,8 @@ pub struct UpOptions {
     pub containerd_socket: PathBuf,
     /// Where the node's kubelet API (logs, exec) listens.
     pub kubelet_listen: SocketAddr,
+    /// How long a node may miss heartbeats before it is marked unreachable.
+    pub node_monitor_grace: Duration,
 }
 
 /// The RuntimeClasses every rkube cluster has, each named after its handler.
@@ -63,7 +65,8 @@ pub async fn run(options: UpOptions, shutdown: impl Future<Output = ()>) -> anyh
     let kubeconfig = api.kubeconfig.clone();
 
     let (stop, stopping) = watch::channel(false);
-    let mut components = spawn_components(api, &client, node, &stopping);
+    let mut components =
+        spawn_components(api, &client, node, options.node_monitor_grace, &stopping);
     let ready = node_ready(client, node_name, since);
     tokio::pin!(ready, shutdown);
     let mut announced = false;
@@ -99,6 +102,7 @@ fn spawn_components(
     api: Prepared,
     client: &kube::Client,
     node: NodeOptions,
+    node_monitor_grace: Duration,
     stopping: &watch::Receiver<bool>,
 ) -> JoinSet<Ended> {
     let mut components = JoinSet::new();
@@ -124,6 +128,7 @@ fn spawn_components(
     ));
     let controllers = rkube_controllers::manager::ManagerOptions {
         leader_elect: false,
+        node_monitor_grace,
         ..Default::default()
     };
     components.spawn(unless_stopped(
