@@ -31,12 +31,8 @@ enum LogFormat {
 }
 
 #[derive(Subcommand)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once at startup; boxing would only obscure the flags"
-)]
 enum Command {
-    /// Run a whole cluster in this process: API server, scheduler, controllers and a wasm node.
+    /// Run a whole cluster in this process: API server, scheduler, controllers and a node.
     Up {
         /// Where the store, certificates, kubeconfig and node data live.
         #[arg(long, env = "RKUBE_DATA_DIR")]
