@@ -31,6 +31,10 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 /// The most a container gets to stop when the node agent shuts down: a wasm guest cannot catch
 /// `Term`, so waiting longer would only delay the shutdown.
 const NODE_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long a new pod's first status waits for its containers to change: a wasm container
+/// starts in about a millisecond, and a Pending write would cost a store commit that the
+/// Running write then queues behind.
+const FIRST_STATUS_WAIT: Duration = Duration::from_millis(50);
 
 /// The latest pod as the watch saw it; `None` once it is gone from the API.
 pub type PodFeed = watch::Receiver<Option<Pod>>;
@@ -104,6 +108,9 @@ pub async fn run(ctx: Arc<Context>, mut feed: PodFeed) {
     }
     let node_stops = node_stops(worker.ctx.node_stopping.clone());
     tokio::pin!(node_stops);
+    if !lifecycle.is_empty() {
+        let _ = tokio::time::timeout(FIRST_STATUS_WAIT, worker.shared.changed.notified()).await;
+    }
     let mut gone = false;
     loop {
         if !gone && worker.pod.metadata.deletion_timestamp.is_none() {
