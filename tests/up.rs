@@ -425,3 +425,78 @@ fn joined_nodes_share_a_deployment_and_take_over_from_a_dead_one() -> anyhow::Re
     })?;
     Ok(())
 }
+
+/// What the README's quick start does: every manifest in `examples/` applied to `rkube up`,
+/// with every example guest built and pushed, and each workload reaching its expected state.
+#[test]
+fn every_example_manifest_runs_on_rkube_up() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    for guest in ["hello", "ticker", "config-reader", "fail", "busy", "alloc"] {
+        let module = rkube_harness::guest_wasm(guest)?;
+        let module = module.to_str().context("guest path is not UTF-8")?;
+        push(module, &format!("{host}/{guest}:1"))?;
+    }
+    push("sleeper.wat", &format!("{host}/sleeper:1"))?;
+
+    let data = tempfile::tempdir()?;
+    let logs = tempfile::tempdir()?;
+    let (_up, _) = Up::start(data.path(), free_port(), logs.path(), "examples")?;
+    let k = Kubectl::new("1.33", &data.path().join("kubeconfig"))?;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut applied = 0;
+    for entry in std::fs::read_dir(&examples)? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let manifest = std::fs::read_to_string(&path)?.replace("127.0.0.1:5000", &host);
+        let file = logs.path().join(path.file_name().context("a file name")?);
+        std::fs::write(&file, manifest)?;
+        k.run(&[
+            "apply",
+            "-f",
+            file.to_str().context("temp path is not UTF-8")?,
+        ])?;
+        applied += 1;
+    }
+    ensure!(applied >= 8, "only {applied} manifests in examples/");
+
+    let phase = |pod: &str| ["get", "pod", pod, "-o", "jsonpath={.status.phase}"].map(String::from);
+    for (pod, expected) in [
+        ("hello-wasm", "Succeeded"),
+        ("hello", "Succeeded"),
+        ("ticker", "Running"),
+        ("config-reader", "Running"),
+        ("busy", "Running"),
+    ] {
+        let args = phase(pod);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        wait_for(&k, &args, expected, pod)?;
+    }
+    let ready_replicas = [
+        "get",
+        "deployment",
+        "sleeper",
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+    ];
+    wait_for(&k, &ready_replicas, "2", "the sleeper replicas run")?;
+    let oom = "jsonpath={.status.containerStatuses[0].lastState.terminated.reason}{.status.containerStatuses[0].state.terminated.reason}";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !k
+        .run(&["get", "pod", "alloc", "-o", oom])?
+        .starts_with("OOMKilled")
+    {
+        ensure!(Instant::now() < deadline, "alloc was not OOMKilled");
+        std::thread::sleep(POLL);
+    }
+    let restarts = "jsonpath={.status.containerStatuses[0].restartCount}";
+    while k.run(&["get", "pod", "fail", "-o", restarts])? == "0" {
+        ensure!(Instant::now() < deadline, "fail never restarted");
+        std::thread::sleep(POLL);
+    }
+    let config = k.run(&["logs", "config-reader"])?;
+    ensure!(config.contains("hello from a configMap"), "{config:?}");
+    Ok(())
+}
