@@ -138,23 +138,33 @@ pub fn decode(resource: &ResourceInfo, bytes: &[u8]) -> Result<Value, ProtobufEr
 
 /// `bytes` fields serialize as number arrays; Kubernetes JSON has them base64-encoded.
 fn encode_bytes(kind: &str, value: &mut Value) {
-    let field = match kind {
-        "Secret" => "data",
-        "ConfigMap" => "binaryData",
-        _ => return,
-    };
-    let Some(map) = value.get_mut(field).and_then(Value::as_object_mut) else {
-        return;
-    };
-    for entry in map.values_mut() {
-        if let Value::Array(items) = entry {
-            let bytes: Vec<u8> = items
-                .iter()
-                .filter_map(Value::as_u64)
-                .map(|b| b as u8)
-                .collect();
-            *entry = Value::String(STANDARD.encode(bytes));
+    match kind {
+        "Secret" => encode_map_values(value.get_mut("data")),
+        "ConfigMap" => encode_map_values(value.get_mut("binaryData")),
+        "CertificateSigningRequest" => {
+            encode_array(value.pointer_mut("/spec/request"));
+            encode_array(value.pointer_mut("/status/certificate"));
         }
+        _ => {}
+    }
+}
+
+fn encode_map_values(map: Option<&mut Value>) {
+    if let Some(map) = map.and_then(Value::as_object_mut) {
+        map.values_mut().for_each(|entry| encode_array(Some(entry)));
+    }
+}
+
+fn encode_array(entry: Option<&mut Value>) {
+    if let Some(entry) = entry
+        && let Value::Array(items) = entry
+    {
+        let bytes: Vec<u8> = items
+            .iter()
+            .filter_map(Value::as_u64)
+            .map(|b| b as u8)
+            .collect();
+        *entry = Value::String(STANDARD.encode(bytes));
     }
 }
 
