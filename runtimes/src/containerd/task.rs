@@ -176,6 +176,9 @@ impl ContainerdRuntime {
 
     pub(super) async fn start_task(&self, id: &ContainerId) -> Result<(), RuntimeError> {
         let tracked = self.tracked(id).await?;
+        // Taken before the call: a quick process can exit before the call returns, and its
+        // start must not come after its exit.
+        let now = SystemTime::now();
         self.connection
             .client
             .tasks()
@@ -185,7 +188,6 @@ impl ContainerdRuntime {
             }))
             .await
             .map_err(container_error("task start", id))?;
-        let now = SystemTime::now();
         *tracked
             .started_at
             .lock()
