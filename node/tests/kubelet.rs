@@ -23,69 +23,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const SECOND: Duration = Duration::from_secs(1);
 
-/// WASI preview 1 guest: without arguments it prints `up` and sleeps (the container); with
-/// some (an exec) it copies stdin to stdout, writes `err` to stderr and exits with argc - 2.
-const EXEC_GUEST: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 1024) "up\n")
-  (data (i32.const 1040) "err\n")
-  (func $print (param $fd i32) (param $ptr i32) (param $len i32)
-    (i32.store (i32.const 0) (local.get $ptr))
-    (i32.store (i32.const 4) (local.get $len))
-    (drop (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8))))
-  (func $sleep (param $ns i64)
-    (i64.store (i32.const 64) (i64.const 0))
-    (i32.store8 (i32.const 72) (i32.const 0))
-    (i32.store (i32.const 80) (i32.const 1))
-    (i64.store (i32.const 88) (local.get $ns))
-    (i64.store (i32.const 96) (i64.const 0))
-    (i32.store16 (i32.const 104) (i32.const 0))
-    (drop (call $poll_oneoff (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 160))))
-  (func (export "_start")
-    (drop (call $args_sizes_get (i32.const 16) (i32.const 20)))
-    (if (i32.eq (i32.load (i32.const 16)) (i32.const 1))
-      (then
-        (call $print (i32.const 1) (i32.const 1024) (i32.const 3))
-        (call $sleep (i64.const 3600000000000))
-        (return)))
-    (block $done
-      (loop $copy
-        (i32.store (i32.const 40) (i32.const 4096))
-        (i32.store (i32.const 44) (i32.const 4096))
-        (br_if $done (call $fd_read (i32.const 0) (i32.const 40) (i32.const 1) (i32.const 48)))
-        (br_if $done (i32.eqz (i32.load (i32.const 48))))
-        (call $print (i32.const 1) (i32.const 4096) (i32.load (i32.const 48)))
-        (br $copy)))
-    (call $print (i32.const 2) (i32.const 1040) (i32.const 4))
-    (call $proc_exit (i32.sub (i32.load (i32.const 16)) (i32.const 2)))))"#;
-
-/// Prints `first`, waits a second and a half, prints `second` and exits.
-const TWO_LINES: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 1024) "first\n")
-  (data (i32.const 1040) "second\n")
-  (func $print (param $ptr i32) (param $len i32)
-    (i32.store (i32.const 0) (local.get $ptr))
-    (i32.store (i32.const 4) (local.get $len))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
-  (func (export "_start")
-    (call $print (i32.const 1024) (i32.const 6))
-    (i64.store (i32.const 64) (i64.const 0))
-    (i32.store8 (i32.const 72) (i32.const 0))
-    (i32.store (i32.const 80) (i32.const 1))
-    (i64.store (i32.const 88) (i64.const 1500000000))
-    (i64.store (i32.const 96) (i64.const 0))
-    (i32.store16 (i32.const 104) (i32.const 0))
-    (drop (call $poll_oneoff (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 160)))
-    (call $print (i32.const 1040) (i32.const 7))))"#;
-
 /// A test CA and the client certificates it issues.
 struct Pki {
     ca_pem: String,
@@ -364,7 +301,7 @@ async fn clients_need_a_certificate_of_an_allowed_identity() {
 
 #[tokio::test]
 async fn follow_streams_new_lines_until_the_container_ends() {
-    let kubelet = Kubelet::start(&[("two:1", TWO_LINES)]).await;
+    let kubelet = Kubelet::start(&[("two:1", &common::guests::two_lines())]).await;
     let pod = kubelet
         .cluster
         .create(wasm_pod("two", "two:1", "Never"))
@@ -420,7 +357,7 @@ where
 
 #[tokio::test]
 async fn exec_runs_a_command_over_the_channel_protocol() {
-    let kubelet = Kubelet::start(&[("exec:1", EXEC_GUEST)]).await;
+    let kubelet = Kubelet::start(&[("exec:1", &common::guests::echoes())]).await;
     kubelet
         .cluster
         .create(wasm_pod("shell", "exec:1", "Always"))

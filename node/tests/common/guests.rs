@@ -93,3 +93,37 @@ pub fn prints_env() -> String {
          (call $print (i32.const 1) (i32.const 8192) (i32.load (i32.const 28)))",
     )
 }
+
+/// Run as the container (argv[0] alone), prints `up` and sleeps for an hour; run as an exec
+/// with arguments, copies stdin to stdout, writes `err` to stderr and exits with argc - 2.
+pub fn echoes() -> String {
+    module(
+        r"up\nerr\n",
+        "(drop (call $args_sizes_get (i32.const 16) (i32.const 20)))
+         (if (i32.eq (i32.load (i32.const 16)) (i32.const 1))
+           (then
+             (call $print (i32.const 1) (i32.const 1024) (i32.const 3))
+             (call $sleep (i64.const 3600000000000))
+             (return)))
+         (block $done
+           (loop $copy
+             (i32.store (i32.const 40) (i32.const 4096))
+             (i32.store (i32.const 44) (i32.const 4096))
+             (br_if $done (call $fd_read (i32.const 0) (i32.const 40) (i32.const 1) (i32.const 48)))
+             (br_if $done (i32.eqz (i32.load (i32.const 48))))
+             (call $print (i32.const 1) (i32.const 4096) (i32.load (i32.const 48)))
+             (br $copy)))
+         (call $print (i32.const 2) (i32.const 1027) (i32.const 4))
+         (call $proc_exit (i32.sub (i32.load (i32.const 16)) (i32.const 2)))",
+    )
+}
+
+/// Prints `first`, waits a second and a half, prints `second` and exits.
+pub fn two_lines() -> String {
+    module(
+        r"first\nsecond\n",
+        "(call $print (i32.const 1) (i32.const 1024) (i32.const 6))
+         (call $sleep (i64.const 1500000000))
+         (call $print (i32.const 1) (i32.const 1030) (i32.const 7))",
+    )
+}
