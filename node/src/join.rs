@@ -67,32 +67,13 @@ pub struct Join<'a> {
 pub async fn ensure_kubeconfig(join: &Join<'_>) -> Result<(), JoinError> {
     if !join.kubeconfig.exists() {
         let text = bootstrap(join).await?;
-        write_private(join.kubeconfig, &text).map_err(|e| JoinError::Kubeconfig {
+        crate::paths::write_private(join.kubeconfig, &text).map_err(|e| JoinError::Kubeconfig {
             path: join.kubeconfig.into(),
             message: e.to_string(),
         })?;
         tracing::info!(kubeconfig = %join.kubeconfig.display(), "joined the cluster");
     }
     Ok(())
-}
-
-/// The kubeconfig holds the node's private key: owner-only, written whole or not at all.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(tmp, path)
 }
 
 async fn bootstrap(join: &Join<'_>) -> Result<String, JoinError> {

@@ -52,21 +52,9 @@ pub fn serving_pair(
         move |source| KubeletError::CertFile { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    write_private(&key_path, &key).map_err(io(&key_path))?;
+    crate::paths::write_private(&key_path, &key).map_err(io(&key_path))?;
     std::fs::write(&cert_path, &cert).map_err(io(&cert_path))?;
     Ok((cert, key))
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())
 }
 
 fn certs(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'static>>, KubeletError> {
