@@ -158,6 +158,8 @@ pub struct Prepared {
     pub local: SocketAddr,
     /// The admin kubeconfig, pointing at `local`.
     pub kubeconfig: PathBuf,
+    /// The cluster CA certificate (PEM), which in-process node agents trust for clients.
+    pub ca_pem: String,
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
 }
@@ -194,6 +196,7 @@ pub async fn prepare(options: &Options) -> Result<Prepared, RunError> {
         kubeconfig,
         listener,
         acceptor: serve::acceptor(&pki)?,
+        ca_pem: pki.ca_cert,
     })
 }
 

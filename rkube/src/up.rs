@@ -60,7 +60,7 @@ pub async fn run(options: UpOptions, shutdown: impl Future<Output = ()>) -> anyh
     let client = in_process::client(api.router.clone(), in_process::admin());
     ensure_runtime_classes(&client).await?;
     let node_name = options.node_name.clone();
-    let node = node_options(&options, &data_dir).await?;
+    let node = node_options(&options, &data_dir, &api.ca_pem).await?;
     announce_join_command(&client, &api).await;
     let kubeconfig = api.kubeconfig.clone();
 
@@ -154,7 +154,11 @@ async fn drain(mut components: JoinSet<Ended>) {
 
 /// The node agent: always the wasm runtime; containerd too when its socket answers. Its
 /// kubelet API trusts the cluster CA, as a joined node's does.
-async fn node_options(options: &UpOptions, data_dir: &Path) -> anyhow::Result<NodeOptions> {
+async fn node_options(
+    options: &UpOptions,
+    data_dir: &Path,
+    ca_pem: &str,
+) -> anyhow::Result<NodeOptions> {
     let node_dir = data_dir.join("node");
     let backend_options = crate::backends::BackendOptions {
         data_dir: &node_dir,
@@ -173,11 +177,9 @@ async fn node_options(options: &UpOptions, data_dir: &Path) -> anyhow::Result<No
         ),
     }
     let mut node = NodeOptions::with_backends(options.node_name.clone(), node_dir, backends);
-    let ca = data_dir.join("pki/ca.crt");
     node.kubelet = Some(rkube_node::KubeletOptions {
         listen: options.kubelet_listen,
-        cluster_ca_pem: std::fs::read_to_string(&ca)
-            .with_context(|| format!("reading {}", ca.display()))?,
+        cluster_ca_pem: ca_pem.to_string(),
     });
     Ok(node)
 }
@@ -188,17 +190,15 @@ async fn announce_join_command(client: &kube::Client, api: &Prepared) {
     let ttl = Some(Duration::from_secs(24 * 3600));
     let created =
         rkube_client::bootstrap::create(client.clone(), &token, ttl, "created by rkube up").await;
-    let hash = std::fs::read_to_string(api.kubeconfig.with_file_name("pki/ca.crt"))
-        .ok()
-        .and_then(|ca| rkube_client::bootstrap::ca_cert_hash(&ca).ok());
+    let hash = rkube_client::bootstrap::ca_cert_hash(&api.ca_pem);
     match (created, hash) {
-        (Ok(()), Some(hash)) => tracing::info!(
+        (Ok(()), Ok(hash)) => tracing::info!(
             "join a node with: rkube node --server https://{} --token {} --ca-cert-hash {hash}",
             api.local,
             token.text()
         ),
         (Err(error), _) => tracing::warn!(%error, "creating a bootstrap token"),
-        (_, None) => tracing::warn!("reading the cluster CA for the join command"),
+        (_, Err(error)) => tracing::warn!(%error, "hashing the cluster CA for the join command"),
     }
 }
 
