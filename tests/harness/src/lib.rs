@@ -10,6 +10,7 @@ mod guests;
 mod plain_image;
 mod registry;
 mod rkube;
+mod wat_guest;
 
 pub use busybox::push_busybox;
 pub use containerd::{Containerd, is_root};
@@ -18,3 +19,4 @@ pub use etcd::Etcd;
 pub use guests::{guest_wasm, guests_dir};
 pub use registry::{REGISTRY_PASSWORD, REGISTRY_USERNAME, Registry};
 pub use rkube::{Kubectl, RkubeApiserver};
+pub use wat_guest::wasi_module;
