@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rkube_harness::{Kubectl, RkubeApiserver};
 
-const RKUBE: &str = env!("CARGO_BIN_EXE_rkube");
+use crate::RKUBE;
 
 /// A kubeconfig for the server on `port`; `user` is the YAML of the user entry.
 fn kubeconfig(dir: &Path, name: &str, port: u16, ca: &str, user: &str) -> anyhow::Result<Kubectl> {

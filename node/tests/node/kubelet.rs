@@ -1,7 +1,7 @@
 //! The kubelet API end to end: a node agent on the in-process API server with the wasm runtime,
 //! reached over HTTPS with client certificates of a test CA.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

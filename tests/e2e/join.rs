@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use rkube_harness::{Daemon, Kubectl, RkubeApiserver};
 
-const RKUBE: &str = env!("CARGO_BIN_EXE_rkube");
+use crate::RKUBE;
 
 /// `rkube token create` against the server; returns the printed join command's words.
 fn join_command(kubeconfig: &Path, ttl: &str) -> anyhow::Result<Vec<String>> {

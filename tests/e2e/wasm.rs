@@ -14,7 +14,7 @@ use anyhow::{Context, bail, ensure};
 use rkube_harness::{Daemon, Kubectl, Registry, RkubeApiserver, guest_wasm};
 use tempfile::TempDir;
 
-const RKUBE: &str = env!("CARGO_BIN_EXE_rkube");
+use crate::RKUBE;
 /// Where the example manifests point their images; tests point them at their own registry.
 const EXAMPLE_REGISTRY: &str = "127.0.0.1:5000/";
 const NODE: &str = "edge-1";

@@ -1,7 +1,5 @@
 //! Test guests as WebAssembly text: WASI preview 1 command modules (and one component).
 
-#![allow(dead_code)] // each test target uses a subset
-
 use rkube_harness::wasi_module as module;
 
 /// Prints two lines to stdout and one to stderr, then returns (exit 0).

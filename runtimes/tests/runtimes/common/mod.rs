@@ -1,6 +1,5 @@
 //! A runtime on a temp dir and helpers to turn guests into containers.
 
-#![allow(dead_code)] // each test target uses a subset
 
 pub mod guests;
 

@@ -1,7 +1,7 @@
 //! Namespace lifecycle against the real API server with the controller manager: a default
 //! ServiceAccount appears, and deleting a namespace empties it and then removes it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The wasmtime runtime end to end, on real guests.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

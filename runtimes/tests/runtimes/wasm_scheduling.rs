@@ -1,7 +1,7 @@
 //! Scheduling of busy guests, in a binary of its own: these tests measure time and CPU shares,
 //! so they run one at a time and apart from the other tests.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

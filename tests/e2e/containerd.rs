@@ -13,7 +13,7 @@ use rkube_harness::{
 };
 use tempfile::TempDir;
 
-const RKUBE: &str = env!("CARGO_BIN_EXE_rkube");
+use crate::RKUBE;
 const NODE: &str = "mixed-1";
 const NAMESPACE: &str = "rkube";
 

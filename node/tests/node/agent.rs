@@ -1,6 +1,6 @@
 //! The node agent end to end: an in-process API server, the real wasm runtime, wat guests.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Deployments against the real API server with the controller manager and a simulated
 //! kubelet: scaling, a rolling update within its bounds, rollback, and garbage collection.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Endpoints and EndpointSlices follow a Service's ready pods, with named target ports
 //! resolved per pod.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

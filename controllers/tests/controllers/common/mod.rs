@@ -1,7 +1,6 @@
 //! A real in-process API server with the controller manager running against it, and a test
 //! stand-in for the kubelet that reports pods Running and Ready.
 
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::sync::Arc;

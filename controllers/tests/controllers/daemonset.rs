@@ -1,4 +1,4 @@
-mod common;
+use crate::common;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};

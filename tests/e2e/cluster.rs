@@ -18,7 +18,7 @@ use kube::{Client, ResourceExt};
 use rkube_harness::{Daemon, Kubectl, RkubeApiserver};
 use serde_json::json;
 
-const RKUBE: &str = env!("CARGO_BIN_EXE_rkube");
+use crate::RKUBE;
 
 fn component(name: &str, kubeconfig: &Path, extra: &[&str]) -> anyhow::Result<Daemon> {
     Daemon::spawn(name, |_| {

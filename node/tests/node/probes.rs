@@ -1,7 +1,7 @@
 //! Probes end to end: the node agent probing real wasm guests and a test HTTP server, as the
 //! API sees it. Periods are the API's minimum of one second.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};

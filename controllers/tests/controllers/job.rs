@@ -1,4 +1,4 @@
-mod common;
+use crate::common;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use rkube_harness::{Etcd, Kubectl, RkubeApiserver};
 
-const RKUBE: &str = env!("CARGO_BIN_EXE_rkube");
+use crate::RKUBE;
 
 const APP: &str = r#"apiVersion: v1
 kind: Namespace

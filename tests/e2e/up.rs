@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use rkube_harness::{Daemon, Kubectl, Registry, free_port};
 
-const RKUBE: &str = env!("CARGO_BIN_EXE_rkube");
+use crate::RKUBE;
 const NODE: &str = "up-node";
 const POLL: Duration = Duration::from_millis(100);
 
