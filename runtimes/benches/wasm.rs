@@ -1,7 +1,8 @@
 //! create+start latency of a cached module and RSS per idle container.
 //! `cargo bench -p rkube-runtimes --bench wasm`
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/runtimes/common/mod.rs"]
+#[allow(dead_code)] // the bench uses a few of the tests' helpers
 mod common;
 
 use std::time::{Duration, Instant};

@@ -3,17 +3,13 @@
 //! logs, exec, pod networking across a Deployment, OOM kills, deletion, an agent restart and a
 //! failed pull. Needs root (containerd, runc, network namespaces); skipped otherwise.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
-use rkube_harness::{
-    Containerd, Daemon, Kubectl, Registry, RkubeApiserver, guest_wasm, is_root, push_busybox,
-};
-use tempfile::TempDir;
+use anyhow::{Context, ensure};
+use rkube_harness::{Containerd, is_root, push_busybox};
 
-use crate::RKUBE;
+use crate::support::{Cluster, ClusterOptions, eventually};
 const NODE: &str = "mixed-1";
 const NAMESPACE: &str = "rkube";
 
@@ -25,175 +21,71 @@ fn skip() -> bool {
     true
 }
 
-fn eventually<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> anyhow::Result<Result<T, String>>,
-) -> anyhow::Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check()? {
-            Ok(value) => return Ok(value),
-            Err(reason) if Instant::now() >= deadline => {
-                bail!("timed out after {timeout:?} waiting for {what}: {reason}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
-
-/// containerd, a registry with busybox, an API server, the scheduler and one mixed node.
-struct Cluster {
+/// A wasm + containerd node: the shared cluster, its own containerd with busybox in the
+/// registry, and its own pod bridge and range, since tests run side by side.
+struct Mixed {
+    cluster: Cluster,
     containerd: Containerd,
-    registry: Registry,
     busybox: String,
-    server: RkubeApiserver,
-    _scheduler: Daemon,
-    _controllers: Daemon,
-    node: Option<Daemon>,
-    node_dir: TempDir,
-    manifests: TempDir,
-    /// Each cluster's pods get their own bridge and range: tests run side by side.
     bridge: String,
-    pod_cidr: String,
-    k: Kubectl,
 }
 
-impl Cluster {
-    fn start(bridge: &str, pod_cidr: &str) -> anyhow::Result<Cluster> {
+impl Mixed {
+    fn start(bridge: &str, pod_cidr: &str) -> anyhow::Result<Mixed> {
         let containerd = Containerd::start()?;
-        let registry = Registry::start()?;
-        let busybox = tokio::runtime::Runtime::new()?
-            .block_on(push_busybox(&registry, "busybox", "1", None))?;
-        let server = RkubeApiserver::start(Path::new(RKUBE), &[])?;
-        let kubeconfig = server.kubeconfig();
-        let kubeconfig_arg = kubeconfig.to_str().context("kubeconfig path")?.to_string();
-        let scheduler = rkube("scheduler", &["scheduler", "--kubeconfig", &kubeconfig_arg])?;
-        let controllers = rkube(
-            "controller-manager",
-            &["controller-manager", "--kubeconfig", &kubeconfig_arg],
-        )?;
-        let k = Kubectl::new("1.33", &kubeconfig)?;
-        let mut cluster = Cluster {
-            containerd,
-            registry,
-            busybox,
-            server,
-            _scheduler: scheduler,
-            _controllers: controllers,
-            node: None,
-            node_dir: tempfile::tempdir()?,
-            manifests: tempfile::tempdir()?,
-            bridge: bridge.to_string(),
-            pod_cidr: pod_cidr.to_string(),
-            k,
-        };
-        cluster.start_node()?;
-        Ok(cluster)
-    }
-
-    fn start_node(&mut self) -> anyhow::Result<()> {
-        let kubeconfig = self.server.kubeconfig();
-        let socket = self.containerd.socket();
-        let args = [
-            "node",
-            "--kubeconfig",
-            kubeconfig.to_str().context("kubeconfig path")?,
-            "--name",
-            NODE,
-            "--data-dir",
-            self.node_dir.path().to_str().context("temp path")?,
+        let socket = containerd.socket();
+        let node_flags = [
             "--runtime",
             "wasm,containerd",
             "--containerd-socket",
             socket.to_str().context("socket path")?,
             "--pod-cidr",
-            &self.pod_cidr,
+            pod_cidr,
             "--pod-bridge",
-            &self.bridge,
-            "--crash-backoff-initial",
-            "1s",
-            "--kubelet-listen",
-            "0.0.0.0:0",
+            bridge,
         ];
-        let mut node = rkube("node", &args)?;
-        let k = &self.k;
-        node.wait_until("the Node to be Ready", Duration::from_secs(60), || {
-            let ready = r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#;
-            k.run(&["get", "node", NODE, "-o", ready])
-                .is_ok_and(|s| s == "True")
+        let cluster = Cluster::start(ClusterOptions {
+            node: NODE,
+            controller_manager: true,
+            node_flags: node_flags.iter().map(|f| f.to_string()).collect(),
         })?;
-        self.node = Some(node);
-        Ok(())
-    }
-
-    fn node_log(&self) -> String {
-        self.node.as_ref().map(Daemon::log_tail).unwrap_or_default()
-    }
-
-    fn apply(&self, name: &str, yaml: &str) -> anyhow::Result<()> {
-        let path = self.manifests.path().join(name);
-        std::fs::write(&path, yaml)?;
-        self.k
-            .run(&["apply", "-f", path.to_str().context("temp path")?])?;
-        Ok(())
-    }
-
-    fn jsonpath(&self, kind_name: &[&str], path: &str) -> anyhow::Result<String> {
-        let mut args = vec!["get"];
-        args.extend_from_slice(kind_name);
-        let output = format!("jsonpath={path}");
-        args.extend_from_slice(&["-o", &output]);
-        self.k.run(&args)
-    }
-
-    fn describe(&self, pod: &str) -> String {
-        self.k
-            .run(&["describe", "pod", pod])
-            .unwrap_or_else(|e| format!("{e:#}"))
-    }
-
-    fn wait_running(&self, pod: &str) -> anyhow::Result<()> {
-        eventually(&format!("{pod} Running"), Duration::from_secs(90), || {
-            let phase = self.jsonpath(&["pod", pod], "{.status.phase}")?;
-            let started = self.jsonpath(
-                &["pod", pod],
-                "{.status.containerStatuses[0].state.running}",
-            )?;
-            Ok(if phase == "Running" && !started.is_empty() {
-                Ok(())
-            } else {
-                Err(phase)
-            })
+        let busybox = tokio::runtime::Runtime::new()?.block_on(push_busybox(
+            &cluster.registry,
+            "busybox",
+            "1",
+            None,
+        ))?;
+        Ok(Mixed {
+            cluster,
+            containerd,
+            busybox,
+            bridge: bridge.to_string(),
         })
-        .with_context(|| format!("{}\n{}", self.describe(pod), self.node_log()))
     }
 
     fn containers(&self) -> anyhow::Result<String> {
         self.containerd.ctr(NAMESPACE, &["containers", "ls", "-q"])
     }
+}
 
-    fn push_guest(&self, guest: &str) -> anyhow::Result<String> {
-        let module = guest_wasm(guest)?;
-        let image = format!("{}/{guest}:1", self.registry.host());
-        let pushed = Command::new(RKUBE)
-            .arg("push")
-            .arg(&module)
-            .arg(&image)
-            .output()?;
-        ensure!(
-            pushed.status.success(),
-            "rkube push: {}",
-            String::from_utf8_lossy(&pushed.stderr)
-        );
-        Ok(image)
+impl std::ops::Deref for Mixed {
+    type Target = Cluster;
+
+    fn deref(&self) -> &Cluster {
+        &self.cluster
     }
 }
 
-impl Drop for Cluster {
+impl std::ops::DerefMut for Mixed {
+    fn deref_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
+}
+
+impl Drop for Mixed {
     /// Pod namespaces and the bridge are host-wide: remove what the killed node leaves.
     fn drop(&mut self) {
-        self.node = None;
+        self.cluster.kill_node();
         let records = self.node_dir.path().join("node/cni/pods");
         for entry in std::fs::read_dir(records).into_iter().flatten().flatten() {
             if let Some(uid) = entry
@@ -211,15 +103,6 @@ impl Drop for Cluster {
             .args(["link", "delete", &self.bridge])
             .status();
     }
-}
-
-fn rkube(name: &str, args: &[&str]) -> anyhow::Result<Daemon> {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    Daemon::spawn(name, |_| {
-        let mut cmd = Command::new(RKUBE);
-        cmd.args(&args);
-        cmd
-    })
 }
 
 fn busybox_pod(name: &str, image: &str, script: &str, extra: &str) -> String {
@@ -244,7 +127,7 @@ fn container_and_wasm_pods_share_a_node() -> anyhow::Result<()> {
     if skip() {
         return Ok(());
     }
-    let mut cluster = Cluster::start("rkube-e2e0", "10.201.0.0/24")?;
+    let mut cluster = Mixed::start("rkube-e2e0", "10.201.0.0/24")?;
     let handlers = cluster.jsonpath(&["node", NODE], "{.status.runtimeHandlers[*].name}")?;
     ensure!(
         handlers.contains("wasmtime") && handlers.contains("runc"),
@@ -316,6 +199,25 @@ fn container_and_wasm_pods_share_a_node() -> anyhow::Result<()> {
     ensure!(
         String::from_utf8_lossy(&out.stdout) == "from stdin\n",
         "exec -i: {out:?}"
+    );
+
+    // exec -it: a shell on a terminal, typed into; its exit status becomes kubectl's.
+    let mut child = cluster
+        .k
+        .in_terminal(&["exec", "-it", "busybox", "--", "sh"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().context("exec -it stdin")?;
+        stdin.write_all(b"tty\necho $((6*7))\nexit 4\n")?;
+    }
+    let out = child.wait_with_output()?;
+    let typed = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.code() == Some(4) && typed.contains("/dev/pts/") && typed.contains("42\r\n"),
+        "exec -it: {out:?}"
     );
 
     // An agent restart adopts the running task: same pid, same restart count.
@@ -423,7 +325,7 @@ fn deployment_replicas_answer_on_their_pod_ips() -> anyhow::Result<()> {
     if skip() {
         return Ok(());
     }
-    let cluster = Cluster::start("rkube-e2e1", "10.202.0.0/24")?;
+    let cluster = Mixed::start("rkube-e2e1", "10.202.0.0/24")?;
     let busybox = cluster.busybox.clone();
     let script = "mkdir -p /www && echo hello from httpd > /www/index.html && \
                   exec busybox httpd -f -p 8080 -h /www";

@@ -6,6 +6,7 @@ mod containerd;
 mod join;
 mod kubectl;
 mod security;
+mod support;
 mod up;
 mod wasm;
 

@@ -6,207 +6,29 @@
 //! Each test runs its own cluster (registry, API server, scheduler, node), so none depends on
 //! another's pods or on the node surviving.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
-use rkube_harness::{Daemon, Kubectl, Registry, RkubeApiserver, guest_wasm};
-use tempfile::TempDir;
+use anyhow::{Context, ensure};
 
 use crate::RKUBE;
-/// Where the example manifests point their images; tests point them at their own registry.
-const EXAMPLE_REGISTRY: &str = "127.0.0.1:5000/";
+use crate::support::{Cluster, ClusterOptions, eventually, examples};
 const NODE: &str = "edge-1";
-/// Short, so crash loops and pull retries show within a test's time.
-const CRASH_BACKOFF: &str = "1s";
 
-fn rkube(name: &str, args: &[&str]) -> anyhow::Result<Daemon> {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    Daemon::spawn(name, |_| {
-        let mut cmd = Command::new(RKUBE);
-        cmd.args(&args);
-        cmd
+fn wasm_cluster() -> anyhow::Result<Cluster> {
+    Cluster::start(ClusterOptions {
+        node: NODE,
+        controller_manager: false,
+        node_flags: Vec::new(),
     })
 }
 
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
-}
-
-/// Polls `check` until it yields a value; on timeout the error names `what` and the last
-/// reason `check` gave.
-fn eventually<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> anyhow::Result<Result<T, String>>,
-) -> anyhow::Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = check()?;
-        match last {
-            Ok(value) => return Ok(value),
-            Err(reason) if Instant::now() >= deadline => {
-                bail!("timed out after {timeout:?} waiting for {what}: {reason}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
-
-/// One registry, API server, scheduler and node, driven with kubectl 1.33.
-struct Cluster {
-    registry: Registry,
-    server: RkubeApiserver,
-    _scheduler: Daemon,
-    /// `None` while the node agent is down.
-    node: Option<Daemon>,
-    node_dir: TempDir,
-    manifests: TempDir,
-    k: Kubectl,
-}
-
+/// What a wasm pod's run left under the node's data dir.
 impl Cluster {
-    fn start() -> anyhow::Result<Cluster> {
-        let registry = Registry::start()?;
-        let server = RkubeApiserver::start(Path::new(RKUBE), &[])?;
-        let kubeconfig = server.kubeconfig();
-        let kubeconfig_arg = kubeconfig
-            .to_str()
-            .context("kubeconfig path is not UTF-8")?;
-        let scheduler = rkube("scheduler", &["scheduler", "--kubeconfig", kubeconfig_arg])?;
-        let k = Kubectl::new("1.33", &kubeconfig)?;
-        let mut cluster = Cluster {
-            registry,
-            server,
-            _scheduler: scheduler,
-            node: None,
-            node_dir: tempfile::tempdir()?,
-            manifests: tempfile::tempdir()?,
-            k,
-        };
-        cluster.start_node()?;
-        Ok(cluster)
-    }
-
-    /// Starts the node agent on the cluster's node data dir (again, after a kill) and waits
-    /// until its Node is Ready; fails at once, with its log, if the agent exits.
-    fn start_node(&mut self) -> anyhow::Result<()> {
-        let kubeconfig = self.server.kubeconfig();
-        let data = self
-            .node_dir
-            .path()
-            .to_str()
-            .context("temp path is not UTF-8")?;
-        let mut node = rkube(
-            "node",
-            &[
-                "node",
-                "--kubeconfig",
-                kubeconfig
-                    .to_str()
-                    .context("kubeconfig path is not UTF-8")?,
-                "--name",
-                NODE,
-                "--data-dir",
-                data,
-                "--crash-backoff-initial",
-                CRASH_BACKOFF,
-                "--kubelet-listen",
-                "0.0.0.0:0",
-            ],
-        )?;
-        node.wait_until("the Node to be Ready", Duration::from_secs(60), || {
-            node_ready(&self.k)
-        })?;
-        self.node = Some(node);
-        Ok(())
-    }
-
-    /// SIGKILLs the node agent (and so every guest it runs in-process) and reaps it.
-    fn kill_node(&mut self) {
-        self.node = None;
-    }
-
-    fn node_log(&self) -> String {
-        self.node.as_ref().map(Daemon::log_tail).unwrap_or_default()
-    }
-
-    /// Builds `examples/guests/<guest>.c` and pushes it as `<registry>/<guest>:1`.
-    fn push_guest(&self, guest: &str) -> anyhow::Result<String> {
-        let module = guest_wasm(guest)?;
-        let image = format!("{}/{guest}:1", self.registry.host());
-        let pushed = Command::new(RKUBE)
-            .arg("push")
-            .arg(&module)
-            .arg(&image)
-            .output()?;
-        ensure!(
-            pushed.status.success(),
-            "rkube push {guest} failed: {}",
-            String::from_utf8_lossy(&pushed.stderr)
-        );
-        Ok(image)
-    }
-
-    /// Applies `examples/<file>` with its images in this cluster's registry, after `edit`.
-    fn apply_example(&self, file: &str, edit: impl FnOnce(String) -> String) -> anyhow::Result<()> {
-        let text = std::fs::read_to_string(examples().join(file))
-            .with_context(|| format!("reading examples/{file}"))?;
-        let registry = format!("{}/", self.registry.host());
-        self.apply(file, &edit(text.replace(EXAMPLE_REGISTRY, &registry)))
-    }
-
-    fn apply(&self, name: &str, yaml: &str) -> anyhow::Result<()> {
-        let path = self.manifests.path().join(name);
-        std::fs::write(&path, yaml)?;
-        self.k.run(&[
-            "apply",
-            "-f",
-            path.to_str().context("temp path is not UTF-8")?,
-        ])?;
-        Ok(())
-    }
-
-    fn jsonpath(&self, pod: &str, path: &str) -> anyhow::Result<String> {
-        self.k
-            .run(&["get", "pod", pod, "-o", &format!("jsonpath={path}")])
-    }
-
-    fn describe(&self, pod: &str) -> String {
-        self.k
-            .run(&["describe", "pod", pod])
-            .unwrap_or_else(|e| format!("{e:#}"))
-    }
-
-    /// Waits for `.status.phase` to be `phase`; the error shows `kubectl describe`.
-    fn wait_phase(&self, pod: &str, phase: &str, timeout: Duration) -> anyhow::Result<()> {
-        eventually(&format!("pod {pod} {phase}"), timeout, || {
-            let now = self.jsonpath(pod, "{.status.phase}")?;
-            Ok(if now == phase { Ok(()) } else { Err(now) })
-        })
-        .with_context(|| format!("{}\n{}", self.describe(pod), self.node_log()))
-    }
-
-    /// Waits until the pod's first container is running.
-    fn wait_running(&self, pod: &str) -> anyhow::Result<()> {
-        eventually(&format!("{pod} running"), Duration::from_secs(60), || {
-            let running = self.jsonpath(
-                pod,
-                "{.status.containerStatuses[0].state.running.startedAt}",
-            )?;
-            Ok(if running.is_empty() {
-                Err("not running".to_string())
-            } else {
-                Ok(())
-            })
-        })
-        .with_context(|| format!("{}\n{}", self.describe(pod), self.node_log()))
-    }
-
     /// The CRI log file of one run of a container, under the node's data dir.
     fn log_path(&self, pod: &str, container: &str, restart: u32) -> anyhow::Result<PathBuf> {
-        let uid = self.jsonpath(pod, "{.metadata.uid}")?;
+        let uid = self.jsonpath(&["pod", pod], "{.metadata.uid}")?;
         Ok(self
             .node_dir
             .path()
@@ -249,12 +71,6 @@ impl Cluster {
     }
 }
 
-fn node_ready(k: &Kubectl) -> bool {
-    let ready = r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#;
-    k.run(&["get", "node", NODE, "-o", ready])
-        .is_ok_and(|status| status == "True")
-}
-
 /// The tick numbers a ticker's log holds, in order.
 fn ticks(log: &str) -> Vec<u64> {
     log.lines()
@@ -264,7 +80,7 @@ fn ticks(log: &str) -> Vec<u64> {
 
 #[test]
 fn a_wat_pod_pulled_from_a_registry_runs_to_completion() -> anyhow::Result<()> {
-    let cluster = Cluster::start()?;
+    let cluster = wasm_cluster()?;
     let image = format!("{}/hello:1", cluster.registry.host());
     let guest = examples().join("guests/hello.wat");
     let pushed = Command::new(RKUBE)
@@ -293,7 +109,7 @@ fn a_wat_pod_pulled_from_a_registry_runs_to_completion() -> anyhow::Result<()> {
         );
     }
     let exit = cluster.jsonpath(
-        "hello-wasm",
+        &["pod", "hello-wasm"],
         "{.status.containerStatuses[0].state.terminated.exitCode}",
     )?;
     ensure!(exit == "0", "exit code {exit}");
@@ -303,7 +119,7 @@ fn a_wat_pod_pulled_from_a_registry_runs_to_completion() -> anyhow::Result<()> {
 
 #[test]
 fn hello_completes_and_logs_its_greeting_args_and_env() -> anyhow::Result<()> {
-    let cluster = Cluster::start()?;
+    let cluster = wasm_cluster()?;
     cluster.push_guest("hello")?;
     cluster.apply_example("guest-hello.yaml", |y| y)?;
     cluster.wait_phase("hello", "Succeeded", Duration::from_secs(30))?;
@@ -326,7 +142,7 @@ fn hello_completes_and_logs_its_greeting_args_and_env() -> anyhow::Result<()> {
 
 #[test]
 fn a_ticker_keeps_running_and_ticking() -> anyhow::Result<()> {
-    let cluster = Cluster::start()?;
+    let cluster = wasm_cluster()?;
     cluster.push_guest("ticker")?;
     cluster.apply_example("guest-ticker.yaml", |y| y)?;
     cluster.wait_running("ticker")?;
@@ -394,7 +210,7 @@ fn a_ticker_keeps_running_and_ticking() -> anyhow::Result<()> {
 
 #[test]
 fn config_reader_prints_its_config_map() -> anyhow::Result<()> {
-    let cluster = Cluster::start()?;
+    let cluster = wasm_cluster()?;
     cluster.push_guest("config-reader")?;
     cluster.apply_example("guest-config-reader.yaml", |y| y)?;
     cluster.wait_running("config-reader")?;
@@ -404,7 +220,7 @@ fn config_reader_prints_its_config_map() -> anyhow::Result<()> {
         0,
         "/config/greeting: hello from a configMap",
     )?;
-    let phase = cluster.jsonpath("config-reader", "{.status.phase}")?;
+    let phase = cluster.jsonpath(&["pod", "config-reader"], "{.status.phase}")?;
     ensure!(phase == "Running", "phase {phase}");
 
     // kubectl logs goes API server → kubelet API → the CRI log file.
@@ -445,7 +261,7 @@ fn config_reader_prints_its_config_map() -> anyhow::Result<()> {
 
 #[test]
 fn a_failing_container_crash_loops_with_backoff() -> anyhow::Result<()> {
-    let cluster = Cluster::start()?;
+    let cluster = wasm_cluster()?;
     cluster.push_guest("fail")?;
     cluster.apply_example("guest-fail.yaml", |y| y)?;
     // 1 s then 2 s of back-off: two restarts within seconds, each as CrashLoopBackOff.
@@ -467,11 +283,11 @@ fn a_failing_container_crash_loops_with_backoff() -> anyhow::Result<()> {
     )
     .with_context(|| cluster.describe("fail"))?;
     let last = cluster.jsonpath(
-        "fail",
+        &["pod", "fail"],
         "{.status.containerStatuses[0].lastState.terminated.exitCode}",
     )?;
     ensure!(last == "3", "last exit code {last:?}; {listed}");
-    let phase = cluster.jsonpath("fail", "{.status.phase}")?;
+    let phase = cluster.jsonpath(&["pod", "fail"], "{.status.phase}")?;
     ensure!(
         phase == "Running",
         "a crash-looping pod stays Running, not {phase}"
@@ -507,7 +323,7 @@ fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
 
 #[test]
 fn a_busy_guest_held_to_its_cpu_limit_leaves_a_ticker_on_time() -> anyhow::Result<()> {
-    let cluster = Cluster::start()?;
+    let cluster = wasm_cluster()?;
     cluster.push_guest("busy")?;
     cluster.push_guest("ticker")?;
     cluster.apply_example("guest-busy.yaml", |y| y)?;
@@ -534,19 +350,22 @@ fn a_busy_guest_held_to_its_cpu_limit_leaves_a_ticker_on_time() -> anyhow::Resul
         cpu_used < window / 4,
         "the node used {cpu_used:?} of CPU in {window:?}"
     );
-    let restarts = cluster.jsonpath("busy", "{.status.containerStatuses[0].restartCount}")?;
+    let restarts = cluster.jsonpath(
+        &["pod", "busy"],
+        "{.status.containerStatuses[0].restartCount}",
+    )?;
     ensure!(restarts == "0", "busy restarted {restarts} times");
     Ok(())
 }
 
 #[test]
 fn a_guest_over_its_memory_limit_is_oom_killed() -> anyhow::Result<()> {
-    let cluster = Cluster::start()?;
+    let cluster = wasm_cluster()?;
     cluster.push_guest("alloc")?;
     cluster.apply_example("guest-alloc.yaml", |y| y)?;
     cluster.wait_phase("alloc", "Failed", Duration::from_secs(30))?;
     let reason = cluster.jsonpath(
-        "alloc",
+        &["pod", "alloc"],
         "{.status.containerStatuses[0].state.terminated.reason}",
     )?;
     ensure!(
@@ -555,7 +374,7 @@ fn a_guest_over_its_memory_limit_is_oom_killed() -> anyhow::Result<()> {
         cluster.describe("alloc")
     );
     let exit = cluster.jsonpath(
-        "alloc",
+        &["pod", "alloc"],
         "{.status.containerStatuses[0].state.terminated.exitCode}",
     )?;
     ensure!(exit == "137", "exit code {exit}");
@@ -569,7 +388,7 @@ fn a_guest_over_its_memory_limit_is_oom_killed() -> anyhow::Result<()> {
 
 #[test]
 fn a_deleted_ticker_is_gone_within_its_grace_period() -> anyhow::Result<()> {
-    let cluster = Cluster::start()?;
+    let cluster = wasm_cluster()?;
     cluster.push_guest("ticker")?;
     cluster.apply_example("guest-ticker.yaml", |y| y)?;
     cluster.wait_running("ticker")?;
@@ -589,7 +408,7 @@ fn a_deleted_ticker_is_gone_within_its_grace_period() -> anyhow::Result<()> {
 
 #[test]
 fn an_image_without_wasm_fails_with_a_clear_reason() -> anyhow::Result<()> {
-    let cluster = Cluster::start()?;
+    let cluster = wasm_cluster()?;
     cluster
         .registry
         .push_plain_image("text", "1", &[("greeting.txt", b"just text\n")])?;
@@ -637,7 +456,7 @@ fn an_image_without_wasm_fails_with_a_clear_reason() -> anyhow::Result<()> {
 
 #[test]
 fn a_restarted_node_agent_runs_its_pod_again_exactly_once() -> anyhow::Result<()> {
-    let mut cluster = Cluster::start()?;
+    let mut cluster = wasm_cluster()?;
     cluster.push_guest("ticker")?;
     cluster.apply_example("guest-ticker.yaml", |y| {
         y.replace("value: \"500\"", "value: \"100\"")
@@ -651,8 +470,7 @@ fn a_restarted_node_agent_runs_its_pod_again_exactly_once() -> anyhow::Result<()
     cluster.start_node()?;
 
     eventually("the ticker running again after one restart", Duration::from_secs(60), || {
-        let status = cluster.jsonpath(
-            "ticker",
+        let status = cluster.jsonpath(&["pod", "ticker"],
             "{.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].state.running.startedAt}",
         )?;
         let mut parts = status.split_whitespace();
@@ -662,7 +480,7 @@ fn a_restarted_node_agent_runs_its_pod_again_exactly_once() -> anyhow::Result<()
     })
     .with_context(|| format!("{}\n{}", cluster.describe("ticker"), cluster.node_log()))?;
     let last = cluster.jsonpath(
-        "ticker",
+        &["pod", "ticker"],
         "{.status.containerStatuses[0].lastState.terminated.reason}",
     )?;
     ensure!(!last.is_empty(), "no lastState after the agent restart");
@@ -683,7 +501,10 @@ fn a_restarted_node_agent_runs_its_pod_again_exactly_once() -> anyhow::Result<()
         !cluster.log_path("ticker", "ticker", 2)?.exists(),
         "a third run started"
     );
-    let restarts = cluster.jsonpath("ticker", "{.status.containerStatuses[0].restartCount}")?;
+    let restarts = cluster.jsonpath(
+        &["pod", "ticker"],
+        "{.status.containerStatuses[0].restartCount}",
+    )?;
     ensure!(restarts == "1", "restartCount {restarts}");
     Ok(())
 }

@@ -122,6 +122,27 @@ impl Kubectl {
         cmd
     }
 
+    /// kubectl on a pseudo-terminal (util-linux `script`), as for `exec -it` typed by a user;
+    /// the exit status is kubectl's, and what is written to stdin is typed into the terminal.
+    pub fn in_terminal(&self, args: &[&str]) -> Command {
+        let kubectl = self.command(args);
+        let line = std::iter::once(kubectl.get_program())
+            .chain(kubectl.get_args())
+            .map(|arg| format!("'{}'", arg.to_string_lossy().replace('\'', r"'\''")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut script = Command::new("script");
+        script.args([
+            "--quiet",
+            "--return",
+            "--flush",
+            "--command",
+            &line,
+            "/dev/null",
+        ]);
+        script
+    }
+
     /// Runs kubectl; returns its output whether or not it succeeded.
     pub fn output(&self, args: &[&str]) -> anyhow::Result<Output> {
         self.command(args)
