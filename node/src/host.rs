@@ -71,7 +71,8 @@ fn pretty_name(os_release: &str) -> Option<String> {
     Some(value.trim_matches('"').to_string())
 }
 
-fn kube_arch(rust_arch: &str) -> &str {
+/// Kubernetes' (and OCI's) name of a Rust target architecture.
+pub(crate) fn kube_arch(rust_arch: &str) -> &str {
     match rust_arch {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

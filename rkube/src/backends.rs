@@ -7,26 +7,38 @@ use std::sync::Arc;
 use anyhow::Context;
 use rkube_node::RuntimeBackend;
 
-/// What the node's runtime backends are built from.
-pub struct BackendOptions<'a> {
-    pub data_dir: &'a Path,
+/// The runtime flags `rkube up` and `rkube node` share.
+#[derive(clap::Args)]
+pub struct RuntimeFlags {
+    /// containerd's gRPC socket (`rkube up` runs container pods when it answers).
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
     pub containerd_socket: PathBuf,
+    /// Addresses of containerd pods come from this range (CNI bridge + host-local).
+    #[arg(long, default_value = "10.88.0.0/16")]
     pub pod_cidr: String,
+    /// The node-local bridge containerd pods attach to.
+    #[arg(long, default_value = "rkube0")]
     pub pod_bridge: String,
+    /// Registries to reach over plain HTTP besides loopback ones.
+    #[arg(long, value_delimiter = ',')]
     pub insecure_registry: Vec<String>,
 }
 
 /// The backend of one `--runtime` name, its state under the node's data dir.
-pub async fn backend(name: &str, options: &BackendOptions<'_>) -> anyhow::Result<RuntimeBackend> {
-    let layout = rkube_node::paths::Layout::new(options.data_dir);
+pub async fn backend(
+    name: &str,
+    data_dir: &Path,
+    options: &RuntimeFlags,
+) -> anyhow::Result<RuntimeBackend> {
+    let layout = rkube_node::paths::Layout::new(data_dir);
     match name {
         "wasm" => {
             let wasm = rkube_runtimes::wasm::WasmRuntime::new(
-                rkube_runtimes::wasm::WasmConfig::new(options.data_dir.join("compiled")),
+                rkube_runtimes::wasm::WasmConfig::new(data_dir.join("compiled")),
             )
             .context("starting the wasm runtime")?;
             let images = rkube_node::images::OciImages::new(
-                options.data_dir.join("images"),
+                data_dir.join("images"),
                 options.insecure_registry.clone(),
             );
             Ok(RuntimeBackend::new(Arc::new(wasm), Arc::new(images)))
@@ -51,7 +63,7 @@ pub async fn backend(name: &str, options: &BackendOptions<'_>) -> anyhow::Result
             let network =
                 rkube_node::network::PodNetwork::new(rkube_node::network::NetworkConfig {
                     plugin_dir: PathBuf::from(rkube_node::network::DEFAULT_PLUGIN_DIR),
-                    state_dir: options.data_dir.join("cni"),
+                    state_dir: data_dir.join("cni"),
                     pod_cidr: options.pod_cidr.clone(),
                     bridge: options.pod_bridge.clone(),
                 })

@@ -46,12 +46,8 @@ enum Command {
         /// The Node name; the host name by default.
         #[arg(long)]
         node_name: Option<String>,
-        /// Registries to reach over plain HTTP besides loopback ones.
-        #[arg(long, value_delimiter = ',')]
-        insecure_registry: Vec<String>,
-        /// containerd's socket; without an answer there the node runs wasm pods only.
-        #[arg(long, default_value = "/run/containerd/containerd.sock")]
-        containerd_socket: PathBuf,
+        #[command(flatten)]
+        runtime: backends::RuntimeFlags,
         /// Where the kubelet API (container logs, exec) listens.
         #[arg(long, default_value = "0.0.0.0:10250")]
         kubelet_listen: SocketAddr,
@@ -95,18 +91,8 @@ enum Command {
         /// `containerd` (handler `runc`, ordinary OCI container pods).
         #[arg(long, value_delimiter = ',', default_value = "wasm")]
         runtime: Vec<String>,
-        /// containerd's gRPC socket, for `--runtime containerd`.
-        #[arg(long, default_value = "/run/containerd/containerd.sock")]
-        containerd_socket: PathBuf,
-        /// Addresses of containerd pods come from this range (CNI bridge + host-local).
-        #[arg(long, default_value = "10.88.0.0/16")]
-        pod_cidr: String,
-        /// The node-local bridge containerd pods attach to.
-        #[arg(long, default_value = "rkube0")]
-        pod_bridge: String,
-        /// Registries to reach over plain HTTP besides loopback ones.
-        #[arg(long, value_delimiter = ',')]
-        insecure_registry: Vec<String>,
+        #[command(flatten)]
+        runtime_flags: backends::RuntimeFlags,
         /// Where the kubelet API (container logs, exec) listens.
         #[arg(long, default_value = "0.0.0.0:10250")]
         kubelet_listen: SocketAddr,
@@ -115,9 +101,11 @@ enum Command {
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         crash_backoff_initial: Duration,
     },
-    /// Push a wasm module to an OCI registry as a wasm artifact.
+    /// Push a wasm module to an OCI registry as a wasm artifact, or a directory as a one-layer
+    /// Linux container image of its contents.
     Push {
-        /// The `.wasm` file (a `.wat` text module is compiled first).
+        /// The `.wasm` file (a `.wat` text module is compiled first), or a root filesystem
+        /// directory.
         file: PathBuf,
         /// Where to push it: `REGISTRY/REPO:TAG`.
         reference: String,
@@ -317,8 +305,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             etcd,
             node_name,
-            insecure_registry,
-            containerd_socket,
+            runtime,
             kubelet_listen,
             node_monitor_grace_period,
         } => {
@@ -327,8 +314,7 @@ async fn main() -> anyhow::Result<()> {
                 listen,
                 etcd,
                 node_name: node_name.map_or_else(up::host_name, Ok)?,
-                insecure_registries: insecure_registry,
-                containerd_socket,
+                runtime,
                 kubelet_listen,
                 node_monitor_grace: node_monitor_grace_period,
             };
@@ -356,24 +342,14 @@ async fn main() -> anyhow::Result<()> {
             name,
             data_dir,
             runtime,
-            containerd_socket,
-            pod_cidr,
-            pod_bridge,
-            insecure_registry,
+            runtime_flags,
             kubelet_listen,
             crash_backoff_initial,
         } => {
             let data_dir = data_dir.unwrap_or_else(default_data_dir).join("node");
-            let backend_options = backends::BackendOptions {
-                data_dir: &data_dir,
-                containerd_socket,
-                pod_cidr,
-                pod_bridge,
-                insecure_registry,
-            };
             let mut backends = Vec::new();
             for name in &runtime {
-                backends.push(backends::backend(name, &backend_options).await?);
+                backends.push(backends::backend(name, &data_dir, &runtime_flags).await?);
             }
             let name = name.map_or_else(up::host_name, Ok)?;
             // Joining leaves the node's own kubeconfig in its data dir; later starts reuse it.
@@ -411,21 +387,19 @@ async fn main() -> anyhow::Result<()> {
             reference,
             insecure_registry,
         } => {
-            // Keep the compiled text module alive until the push is done.
-            let compiled;
-            let module = if file.extension().is_some_and(|e| e == "wat") {
-                let bytes = wat::parse_file(&file)
+            let digest = if file.is_dir() {
+                rkube_node::images::push_rootfs(&file, &reference, &insecure_registry, None).await
+            } else if file.extension().is_some_and(|e| e == "wat") {
+                let module = wat::parse_file(&file)
                     .with_context(|| format!("compiling {}", file.display()))?;
-                compiled = tempfile::NamedTempFile::new()?;
-                std::fs::write(compiled.path(), bytes)?;
-                compiled.path().to_path_buf()
-            } else {
-                file.clone()
-            };
-            let digest =
-                rkube_node::images::push_wasm(&module, &reference, &insecure_registry, None)
+                let compiled = tempfile::NamedTempFile::new()?;
+                std::fs::write(compiled.path(), module)?;
+                rkube_node::images::push_wasm(compiled.path(), &reference, &insecure_registry, None)
                     .await
-                    .with_context(|| format!("pushing {}", file.display()))?;
+            } else {
+                rkube_node::images::push_wasm(&file, &reference, &insecure_registry, None).await
+            }
+            .with_context(|| format!("pushing {}", file.display()))?;
             println!("{reference}@{digest}");
         }
         Command::Token {

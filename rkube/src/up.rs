@@ -24,10 +24,9 @@ pub struct UpOptions {
     /// etcd endpoints; empty for the embedded store.
     pub etcd: Vec<String>,
     pub node_name: String,
-    /// Registries the node may reach over plain HTTP besides loopback ones.
-    pub insecure_registries: Vec<String>,
-    /// containerd's socket: the node runs container pods too when it answers.
-    pub containerd_socket: PathBuf,
+    /// containerd's socket (the node runs container pods too when it answers), pod network
+    /// and plain-HTTP registries.
+    pub runtime: crate::backends::RuntimeFlags,
     /// Where the node's kubelet API (logs, exec) listens.
     pub kubelet_listen: SocketAddr,
     /// How long a node may miss heartbeats before it is marked unreachable.
@@ -160,18 +159,11 @@ async fn node_options(
     ca_pem: &str,
 ) -> anyhow::Result<NodeOptions> {
     let node_dir = data_dir.join("node");
-    let backend_options = crate::backends::BackendOptions {
-        data_dir: &node_dir,
-        containerd_socket: options.containerd_socket.clone(),
-        pod_cidr: "10.88.0.0/16".into(),
-        pod_bridge: "rkube0".into(),
-        insecure_registry: options.insecure_registries.clone(),
-    };
-    let mut backends = vec![crate::backends::backend("wasm", &backend_options).await?];
-    match crate::backends::backend("containerd", &backend_options).await {
+    let mut backends = vec![crate::backends::backend("wasm", &node_dir, &options.runtime).await?];
+    match crate::backends::backend("containerd", &node_dir, &options.runtime).await {
         Ok(containerd) => backends.push(containerd),
         Err(error) => tracing::info!(
-            socket = %options.containerd_socket.display(),
+            socket = %options.runtime.containerd_socket.display(),
             reason = format!("{error:#}"),
             "no containerd: this node runs wasm pods only"
         ),

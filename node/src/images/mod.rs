@@ -24,7 +24,7 @@ pub use containerd::ContainerdImages;
 pub use docker_config::{DockerConfigError, parse_docker_config};
 pub use error::ImagePullError;
 pub use layer::{WASM_CONFIG_MEDIA_TYPE, WASM_MEDIA_TYPE};
-pub use push::push_wasm;
+pub use push::{push_rootfs, push_wasm};
 
 use cache::Cache;
 use layer::LayerKind;

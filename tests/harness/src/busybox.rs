@@ -1,16 +1,11 @@
-//! A busybox OCI image built on the spot (Debian's busybox-static in one gzip layer) and pushed
+//! A busybox OCI image built on the spot from Debian's busybox-static and pushed
 //! to a test registry, so container tests need no network.
 
-use std::io::Write;
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use anyhow::{Context, bail};
-use flate2::Compression;
-use flate2::write::GzEncoder;
-use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
-use oci_client::manifest::{IMAGE_CONFIG_MEDIA_TYPE, IMAGE_LAYER_GZIP_MEDIA_TYPE};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
-use sha2::{Digest, Sha256};
 
 use crate::Registry;
 
@@ -18,107 +13,55 @@ const BUSYBOX: &str = "/bin/busybox";
 /// The applets the tests call, as symlinks to busybox.
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "head", "tr", "sleep", "true", "false", "id", "env", "ls", "kill", "test",
+    "mkdir", "httpd", "wget",
 ];
 
-/// Builds the image and pushes it as `<registry>/<repository>:<tag>`; returns that reference.
+/// Builds the image and pushes it as `<registry>/<repository>:<tag>` with `rkube push`'s
+/// directory path; returns that reference.
 pub async fn push_busybox(
     registry: &Registry,
     repository: &str,
     tag: &str,
     auth: Option<(&str, &str)>,
 ) -> anyhow::Result<String> {
-    let layer = busybox_layer()?;
-    let diff_id = format!("sha256:{:x}", Sha256::digest(&layer));
-    let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
-    gzip.write_all(&layer)?;
-    let compressed = gzip.finish()?;
-    let config = serde_json::json!({
-        "architecture": oci_architecture(),
-        "os": "linux",
-        "config": {
-            "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": ["sh"],
-        },
-        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
-    });
-    let reference: Reference = format!("{}/{repository}:{tag}", registry.host())
-        .parse()
-        .context("building the image reference")?;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = Client::new(ClientConfig {
-        protocol: ClientProtocol::Http,
-        ..ClientConfig::default()
-    });
-    let auth = match auth {
-        Some((user, password)) => RegistryAuth::Basic(user.into(), password.into()),
-        None => RegistryAuth::Anonymous,
-    };
-    client
-        .push(
-            &reference,
-            &[ImageLayer::new(
-                compressed,
-                IMAGE_LAYER_GZIP_MEDIA_TYPE.to_string(),
-                None,
-            )],
-            Config::new(
-                serde_json::to_vec(&config)?,
-                IMAGE_CONFIG_MEDIA_TYPE.to_string(),
-                None,
-            ),
-            &auth,
-            None,
-        )
+    let rootfs = tempfile::tempdir()?;
+    busybox_rootfs(rootfs.path())?;
+    let reference = format!("{}/{repository}:{tag}", registry.host());
+    let auth = auth.map(|(user, password)| (user.to_string(), password.to_string()));
+    rkube_node::images::push_rootfs(rootfs.path(), &reference, &[], auth)
         .await
         .context("pushing the busybox image")?;
-    Ok(reference.whole())
+    Ok(reference)
 }
 
-/// The uncompressed layer: /bin/busybox, its applet links and the usual empty directories.
-fn busybox_layer() -> anyhow::Result<Vec<u8>> {
+/// /bin/busybox, its applet links, /etc/passwd and the usual empty directories, under `root`.
+fn busybox_rootfs(root: &Path) -> anyhow::Result<()> {
     let busybox = std::fs::read(BUSYBOX)
         .with_context(|| format!("{BUSYBOX} is missing: apt-get install busybox-static"))?;
     if busybox.len() < 100_000 {
         bail!("{BUSYBOX} looks dynamically linked: install busybox-static");
     }
-    let mut tar = tar::Builder::new(Vec::new());
     for (dir, mode) in [
-        ("bin/", 0o755),
-        ("etc/", 0o755),
-        ("tmp/", 0o1777),
-        ("proc/", 0o755),
-        ("sys/", 0o755),
-        ("dev/", 0o755),
+        ("bin", 0o755),
+        ("etc", 0o755),
+        ("tmp", 0o1777),
+        ("proc", 0o755),
+        ("sys", 0o755),
+        ("dev", 0o755),
     ] {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_mode(mode);
-        header.set_size(0);
-        tar.append_data(&mut header, dir, std::io::empty())?;
+        let path = root.join(dir);
+        std::fs::create_dir_all(&path)?;
+        std::fs::set_permissions(&path, Permissions::from_mode(mode))?;
     }
-    let mut header = tar::Header::new_gnu();
-    header.set_mode(0o755);
-    header.set_size(busybox.len() as u64);
-    tar.append_data(&mut header, "bin/busybox", busybox.as_slice())?;
+    let binary = root.join("bin/busybox");
+    std::fs::write(&binary, busybox)?;
+    std::fs::set_permissions(&binary, Permissions::from_mode(0o755))?;
     for applet in APPLETS {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Symlink);
-        header.set_mode(0o777);
-        header.set_size(0);
-        tar.append_link(&mut header, format!("bin/{applet}"), "busybox")?;
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
     }
-    let passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n";
-    let mut header = tar::Header::new_gnu();
-    header.set_mode(0o644);
-    header.set_size(passwd.len() as u64);
-    tar.append_data(&mut header, "etc/passwd", passwd.as_slice())?;
-    Ok(tar.into_inner()?)
-}
-
-fn oci_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
+    Ok(())
 }
