@@ -3,13 +3,13 @@
 //! logs, exec, pod networking across a Deployment, OOM kills, deletion, an agent restart and a
 //! failed pull. Needs root (containerd, runc, network namespaces); skipped otherwise.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use rkube_harness::{Containerd, is_root, push_busybox};
 
-use crate::support::{Cluster, ClusterOptions, eventually};
+use crate::support::{Cluster, ClusterOptions, PodNetworks, eventually};
 const NODE: &str = "mixed-1";
 const NAMESPACE: &str = "rkube";
 
@@ -27,7 +27,8 @@ struct Mixed {
     cluster: Cluster,
     containerd: Containerd,
     busybox: String,
-    bridge: String,
+    /// Last, so the node agent is gone before its networks are removed.
+    _networks: PodNetworks,
 }
 
 impl Mixed {
@@ -55,11 +56,15 @@ impl Mixed {
             "1",
             None,
         ))?;
+        let node_dir = cluster.node_dir.path().to_path_buf();
         Ok(Mixed {
             cluster,
             containerd,
             busybox,
-            bridge: bridge.to_string(),
+            _networks: PodNetworks {
+                data_dir: node_dir,
+                bridge: bridge.to_string(),
+            },
         })
     }
 
@@ -79,29 +84,6 @@ impl std::ops::Deref for Mixed {
 impl std::ops::DerefMut for Mixed {
     fn deref_mut(&mut self) -> &mut Cluster {
         &mut self.cluster
-    }
-}
-
-impl Drop for Mixed {
-    /// Pod namespaces and the bridge are host-wide: remove what the killed node leaves.
-    fn drop(&mut self) {
-        self.cluster.kill_node();
-        let records = self.node_dir.path().join("node/cni/pods");
-        for entry in std::fs::read_dir(records).into_iter().flatten().flatten() {
-            if let Some(uid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix(".json"))
-            {
-                let netns = format!("rkube-{uid}");
-                let _ = Command::new("ip")
-                    .args(["netns", "delete", &netns])
-                    .status();
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["link", "delete", &self.bridge])
-            .status();
     }
 }
 

@@ -228,3 +228,31 @@ impl Cluster {
         .with_context(|| format!("{}\n{}", self.describe(pod), self.node_log()))
     }
 }
+
+/// Removes, when dropped, the pod network namespaces and the bridge that a node agent with
+/// `--data-dir data_dir` made: they are host-wide and outlive a killed agent.
+pub struct PodNetworks {
+    pub data_dir: PathBuf,
+    pub bridge: String,
+}
+
+impl Drop for PodNetworks {
+    fn drop(&mut self) {
+        let records = self.data_dir.join("node/cni/pods");
+        for entry in std::fs::read_dir(records).into_iter().flatten().flatten() {
+            if let Some(uid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+            {
+                let netns = format!("rkube-{uid}");
+                let _ = Command::new("ip")
+                    .args(["netns", "delete", &netns])
+                    .status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .status();
+    }
+}

@@ -207,6 +207,10 @@ mod tests {
         }
         assert!(seen.contains(&"bin/tool".to_string()), "{seen:?}");
         assert!(seen.contains(&"bin/alias".to_string()), "{seen:?}");
-        assert_eq!(rootfs_layer(root.path()).unwrap().1, diff_id, "deterministic");
+        assert_eq!(
+            rootfs_layer(root.path()).unwrap().1,
+            diff_id,
+            "deterministic"
+        );
     }
 }
