@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::backend::RuntimeBackend;
 use crate::context::Context;
 use crate::image_source::{FetchedImage, ImageLocation};
+use crate::pod_files::PodFiles;
 use crate::pod_state::{Kind, Shared, time, waiting};
 use crate::probes::{Failed, Probes, Report};
 use crate::worker::grace_of;
@@ -51,6 +52,8 @@ pub struct Supervisor {
     pub pod_ip: IpAddr,
     /// The pod's network namespace, for runtimes that give pods one.
     pub network_namespace: Option<PathBuf>,
+    /// The pod's /etc/hosts and /etc/resolv.conf, with its network namespace.
+    pub pod_files: Option<Arc<PodFiles>>,
     pub volumes: Arc<HashMap<String, PathBuf>>,
     pub pull_secrets: Arc<Vec<Secret>>,
     pub shared: Arc<Shared>,
@@ -279,9 +282,13 @@ impl Supervisor {
         let env = crate::env::resolve(&self.ctx.client, &self.pod, &self.container, &pod_ip)
             .await
             .map_err(|e| ("CreateContainerConfigError".to_string(), e.to_string()))?;
-        let mounts = self
+        let mut mounts = self
             .mounts()
             .map_err(|m| ("CreateContainerConfigError".to_string(), m))?;
+        let image = self.image(fetched);
+        if let (Image::Oci(_), Some(files)) = (&image, &self.pod_files) {
+            mounts.extend(files.mounts(&mounts));
+        }
         let restart = self
             .shared
             .get(self.kind, self.index)
@@ -294,7 +301,7 @@ impl Supervisor {
         let spec = ContainerSpec {
             pod_uid: uid,
             container_name: self.container.name.clone(),
-            image: self.image(fetched),
+            image,
             args: argv(&self.container),
             env,
             working_dir: self.container.working_dir.clone(),
@@ -437,6 +444,7 @@ impl Supervisor {
                 args: self.container.args.clone(),
                 user: run_as(&self.pod, &self.container),
                 network_namespace: self.network_namespace.clone(),
+                hostname: Some(crate::pod_files::hostname(&self.pod)),
             }),
         }
     }

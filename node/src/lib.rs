@@ -19,6 +19,7 @@ mod kubelet;
 pub mod network;
 mod options;
 pub mod paths;
+mod pod_files;
 mod pod_registry;
 mod pod_state;
 mod probes;

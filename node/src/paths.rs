@@ -2,6 +2,8 @@
 //!
 //! - `<data_dir>/pods/<pod uid>/<container>/<restart count>.log` — a container's log, one file
 //!   per run, in the CRI log format the runtime writes (the kubelet API serves these);
+//! - `<data_dir>/pods/<pod uid>/.etc/{hosts,resolv.conf}` — what a pod with its own network
+//!   sees at those paths (a container name cannot start with a dot);
 //! - `<data_dir>/volumes/<pod uid>/<volume>` — the pod's emptyDir, configMap, secret and
 //!   downwardAPI volumes;
 //! - `<data_dir>/runtimes/<handler>` — per-runtime state such as compiled-module caches;
@@ -27,6 +29,10 @@ impl Layout {
         self.pod_logs(uid)
             .join(container)
             .join(format!("{restart}.log"))
+    }
+
+    pub fn pod_etc(&self, uid: &str) -> PathBuf {
+        self.pod_logs(uid).join(".etc")
     }
 
     pub fn pod_volumes(&self, uid: &str) -> PathBuf {

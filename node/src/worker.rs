@@ -22,6 +22,7 @@ use crate::backend::RuntimeBackend;
 use crate::container::{Outcome, StopSignal, Supervisor, restarts};
 use crate::context::{Context, Leftover};
 use crate::network::{PodAddress, PodNetwork};
+use crate::pod_files::PodFiles;
 use crate::pod_state::{Containers, Kind, Shared, pod_status, terminated_of, waiting};
 
 /// The handler of pods that name no RuntimeClass.
@@ -348,6 +349,16 @@ async fn lifecycle_of(
         None => None,
     };
     let pod_ip = address.as_ref().map_or(ctx.node_ip, |a| a.ip);
+    let pod_files = match &address {
+        Some(address) => match PodFiles::write(&ctx.layout, &pod, address.ip).await {
+            Ok(files) => Some(Arc::new(files)),
+            Err(error) => {
+                tracing::warn!(%error, "writing the pod's hosts and resolv.conf");
+                None
+            }
+        },
+        None => None,
+    };
     let network_namespace = address.map(|a| a.netns);
     let volumes = loop {
         match crate::volumes::prepare(&ctx.client, &ctx.layout, &pod).await {
@@ -381,6 +392,7 @@ async fn lifecycle_of(
         backend: backend.clone(),
         pod_ip,
         network_namespace: network_namespace.clone(),
+        pod_files: pod_files.clone(),
         volumes: volumes.clone(),
         pull_secrets: pull_secrets.clone(),
         shared: shared.clone(),

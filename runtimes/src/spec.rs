@@ -55,6 +55,8 @@ pub struct OciImage {
     /// The pod's network namespace (a bind-mounted netns file) the container joins, so that the
     /// containers of one pod share its address; unset gives the container a fresh one.
     pub network_namespace: Option<PathBuf>,
+    /// The container's host name (its UTS namespace): the pod's, as Kubernetes sets it.
+    pub hostname: Option<String>,
 }
 
 /// A numeric user (and group) to run the container process as.

@@ -166,6 +166,19 @@ fn container_and_wasm_pods_share_a_node() -> anyhow::Result<()> {
         .k
         .run(&["exec", "busybox", "--", "sh", "-c", "echo hi"])?;
     ensure!(hi == "hi\n", "exec: {hi:?}");
+    // The pod's name is its host name, and /etc/hosts names it at its IP.
+    let named = cluster.k.run(&[
+        "exec",
+        "busybox",
+        "--",
+        "cat",
+        "/proc/sys/kernel/hostname",
+        "/etc/hosts",
+    ])?;
+    ensure!(
+        named.starts_with("busybox\n") && named.contains(&format!("{pod_ip}\tbusybox\n")),
+        "hostname and /etc/hosts: {named:?}"
+    );
     let mut child = cluster
         .k
         .command(&["exec", "-i", "busybox", "--", "cat"])

@@ -1,8 +1,6 @@
 //! The OCI runtime spec (config.json) of a container: the image's process defaults overlaid with
 //! the pod's, and the same confinement containerd gives a container by default.
 
-use std::path::Path;
-
 use serde_json::{Value, json};
 
 use super::image::ProcessDefaults;
@@ -176,9 +174,9 @@ pub(crate) fn runtime_spec(
     mounts: &[Mount],
     limits: Limits,
     cgroups_path: &str,
-    network_namespace: Option<&Path>,
+    oci: &OciImage,
 ) -> Value {
-    let network = match network_namespace {
+    let network = match oci.network_namespace.as_deref() {
         Some(path) => json!({"type": "network", "path": path}),
         None => json!({"type": "network"}),
     };
@@ -203,7 +201,7 @@ pub(crate) fn runtime_spec(
         json!({"destination": mount.container_path, "type": "bind",
                "source": mount.host_path, "options": ["rbind", "rprivate", access]})
     }));
-    json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2-dev",
         "process": process.to_json(),
         "root": { "path": "rootfs", "readonly": false },
@@ -218,7 +216,11 @@ pub(crate) fn runtime_spec(
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },
-    })
+    });
+    if let Some(hostname) = &oci.hostname {
+        spec["hostname"] = json!(hostname);
+    }
+    spec
 }
 
 /// cgroup limits; devices are denied except runc's defaults (null, zero, tty, …).
@@ -265,6 +267,7 @@ mod tests {
             args: args.map(owned),
             user: None,
             network_namespace: None,
+            hostname: None,
         }
     }
 
@@ -346,7 +349,7 @@ mod tests {
             memory_bytes: Some(16 << 20),
             cpu_millicores: Some(250),
         };
-        let spec = runtime_spec(&process, &mounts, limits, "/rkube/x", None);
+        let spec = runtime_spec(&process, &mounts, limits, "/rkube/x", &oci(None, None));
         let resources = &spec["linux"]["resources"];
         assert_eq!(resources["memory"]["limit"], 16 << 20);
         assert_eq!(resources["cpu"]["quota"], 25_000);
@@ -361,14 +364,14 @@ mod tests {
             spec["linux"]["namespaces"].as_array().map(Vec::len),
             Some(5)
         );
-        let pod_netns = runtime_spec(
-            &process,
-            &[],
-            limits,
-            "/rkube/x",
-            Some(Path::new("/run/netns/p")),
-        );
-        assert_eq!(pod_netns["linux"]["namespaces"][4]["path"], "/run/netns/p");
+        let in_pod = OciImage {
+            network_namespace: Some(PathBuf::from("/run/netns/p")),
+            hostname: Some("web-1".into()),
+            ..oci(None, None)
+        };
+        let in_pod = runtime_spec(&process, &[], limits, "/rkube/x", &in_pod);
+        assert_eq!(in_pod["linux"]["namespaces"][4]["path"], "/run/netns/p");
+        assert_eq!(in_pod["hostname"], "web-1");
         assert!(
             !spec["process"]["capabilities"]["bounding"]
                 .as_array()

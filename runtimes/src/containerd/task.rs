@@ -62,7 +62,7 @@ impl ContainerdRuntime {
             &spec.mounts,
             spec.limits,
             &self.cgroups_path(&id),
-            oci.network_namespace.as_deref(),
+            oci,
         );
         let log = CriLog::open(&spec.log_path)?;
         let labels = HashMap::from([

@@ -65,6 +65,7 @@ impl Fixture {
                 args: None,
                 user: None,
                 network_namespace: None,
+                hostname: None,
             }),
             args: vec![],
             env: vec![("GREETING".into(), "hello".into())],
@@ -418,6 +419,7 @@ async fn images_are_pulled_with_credentials_and_must_be_pulled_first() {
         args: None,
         user: None,
         network_namespace: None,
+        hostname: None,
     });
     let err = fx.runtime.create(&spec).await.unwrap_err();
     assert!(matches!(err, RuntimeError::InvalidImage { .. }), "{err}");
