@@ -23,6 +23,7 @@ pub mod ownership;
 pub mod queue;
 mod record;
 pub mod replicaset;
+pub mod root_ca;
 pub mod serviceaccount;
 pub mod statefulset;
 mod workload;

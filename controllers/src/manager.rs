@@ -23,7 +23,7 @@ use crate::context::Context;
 use crate::node_lifecycle::NodeLifecycleOptions;
 use crate::{
     cronjob, daemonset, deployment, endpoints, endpointslice, gc, job, namespace, node_lifecycle,
-    replicaset, serviceaccount, statefulset,
+    replicaset, root_ca, serviceaccount, statefulset,
 };
 
 /// kube-controller-manager's settings that the controllers use.
@@ -36,6 +36,9 @@ pub struct ManagerOptions {
     pub node_monitor_grace: Duration,
     /// Reconcile loops per controller.
     pub workers: usize,
+    /// The cluster CA (PEM) that the root CA publisher puts into every namespace as
+    /// `kube-root-ca.crt`; without it that controller does not run.
+    pub root_ca_pem: Option<String>,
 }
 
 impl Default for ManagerOptions {
@@ -44,6 +47,7 @@ impl Default for ManagerOptions {
             leader_elect: true,
             node_monitor_grace: Duration::from_secs(50),
             workers: 4,
+            root_ca_pem: None,
         }
     }
 }
@@ -84,7 +88,7 @@ where
 
 /// Every controller this manager runs.
 fn controllers(ctx: &Context) -> Vec<Running> {
-    vec![
+    let mut running = vec![
         start("replicaset", replicaset::run(ctx.clone())),
         start("deployment", deployment::run(ctx.clone())),
         start("garbage-collector", gc::run(ctx.clone())),
@@ -106,7 +110,14 @@ fn controllers(ctx: &Context) -> Vec<Running> {
                 },
             ),
         ),
-    ]
+    ];
+    if let Some(ca_pem) = &ctx.options.root_ca_pem {
+        running.push(start(
+            "root-ca-cert-publisher",
+            root_ca::run(ctx.clone(), ca_pem.clone()),
+        ));
+    }
+    running
 }
 
 /// Runs the controllers until one fails or leadership is lost; both end the manager, as

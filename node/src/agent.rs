@@ -22,6 +22,7 @@ use crate::options::NodeOptions;
 use crate::paths::Layout;
 use crate::pod_registry::PodRegistry;
 use crate::registration;
+use crate::volumes::KubeTokens;
 use crate::worker;
 
 /// Runs the node agent until the pod watch ends (it retries errors, so in practice until the
@@ -109,6 +110,7 @@ pub async fn run_until(
             .collect(),
         backoff: options.backoff,
         recorder: Recorder::new(client.clone(), "kubelet"),
+        tokens: Arc::new(KubeTokens::new(client.clone())),
         node_stopping,
     });
     watch_pods(ctx, registry, client, &name, shutdown, stopping).await;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::backend::RuntimeBackend;
 use crate::options::Backoff;
 use crate::paths::Layout;
+use crate::volumes::TokenSource;
 
 pub struct Context {
     pub client: Client,
@@ -22,6 +23,8 @@ pub struct Context {
     pub runtimes: HashMap<String, Arc<RuntimeBackend>>,
     pub backoff: Backoff,
     pub recorder: Recorder,
+    /// Service-account tokens for projected volumes.
+    pub tokens: Arc<dyn TokenSource>,
     /// Turns true when the agent shuts down: workers kill their containers and leave the pods
     /// in the API as they are.
     pub node_stopping: watch::Receiver<bool>,

@@ -360,9 +360,9 @@ async fn lifecycle_of(
         None => None,
     };
     let network_namespace = address.map(|a| a.netns);
-    let volumes = loop {
-        match crate::volumes::prepare(&ctx.client, &ctx.layout, &pod).await {
-            Ok(volumes) => break Arc::new(volumes),
+    let prepared = loop {
+        match crate::volumes::prepare(&ctx.client, ctx.tokens.as_ref(), &ctx.layout, &pod).await {
+            Ok(prepared) => break prepared,
             Err(error) => {
                 let message = error.to_string();
                 if let Err(error) = ctx
@@ -380,6 +380,14 @@ async fn lifecycle_of(
             }
         }
     };
+    let volumes = Arc::new(prepared.dirs);
+    // Token files are kept fresh while the containers run; returning drops the set and so
+    // stops the refresh with the pod.
+    let mut refreshing = JoinSet::new();
+    refreshing.spawn(crate::volumes::keep_fresh(
+        ctx.tokens.clone(),
+        prepared.tokens,
+    ));
     let pull_secrets = Arc::new(pull_secrets(&ctx, &pod).await);
     let spec = pod.spec.clone().unwrap_or_default();
     let mut supervisor = |container: Container, kind, index| Supervisor {

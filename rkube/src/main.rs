@@ -219,7 +219,8 @@ async fn create_join_token(
     ))
 }
 
-/// The CA (PEM) of the kubeconfig's current cluster, which the kubelet API trusts for clients.
+/// The CA (PEM) of the kubeconfig's current cluster: the kubelet API trusts it for clients, and
+/// the controller manager publishes it as `kube-root-ca.crt`.
 fn cluster_ca_pem(path: &Path) -> anyhow::Result<String> {
     use base64::Engine;
     let kubeconfig = kube::config::Kubeconfig::read_from(path)
@@ -432,9 +433,19 @@ async fn main() -> anyhow::Result<()> {
             node_monitor_grace_period,
         } => {
             let client = client_from_kubeconfig(&component.kubeconfig).await?;
+            // Without a CA (a kubeconfig that trusts the system roots) there is nothing to
+            // publish as kube-root-ca.crt; the other controllers run regardless.
+            let root_ca_pem = match cluster_ca_pem(&component.kubeconfig) {
+                Ok(pem) => Some(pem),
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "not publishing kube-root-ca.crt");
+                    None
+                }
+            };
             let options = rkube_controllers::manager::ManagerOptions {
                 leader_elect: component.leader_elect,
                 node_monitor_grace: node_monitor_grace_period,
+                root_ca_pem,
                 ..Default::default()
             };
             tokio::select! {

@@ -105,6 +105,7 @@ fn spawn_components(
     stopping: &watch::Receiver<bool>,
 ) -> JoinSet<Ended> {
     let mut components = JoinSet::new();
+    let ca_pem = api.ca_pem.clone();
     let api_stopping = stopping.clone();
     components.spawn(async move {
         api.serve(stopped(api_stopping)).await;
@@ -128,6 +129,7 @@ fn spawn_components(
     let controllers = rkube_controllers::manager::ManagerOptions {
         leader_elect: false,
         node_monitor_grace,
+        root_ca_pem: Some(ca_pem),
         ..Default::default()
     };
     components.spawn(unless_stopped(

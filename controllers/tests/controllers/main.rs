@@ -9,5 +9,6 @@ mod deployment;
 mod job;
 mod namespace;
 mod node_lifecycle;
+mod root_ca;
 mod services;
 mod statefulset;

@@ -1,7 +1,7 @@
 //! Wasm images from OCI registries: pull (CNCF wasm artifacts and plain OCI images holding a
 //! `.wasm` file), a content-addressed disk cache, pull policies, and pushing modules.
 
-mod cache;
+pub(crate) mod cache;
 mod client;
 mod containerd;
 mod docker_config;

@@ -221,6 +221,53 @@ async fn a_config_map_volume_is_read_by_the_guest() {
 }
 
 #[tokio::test]
+async fn a_projected_volume_is_a_preopened_directory_of_the_guest() {
+    let mut cluster = Cluster::start().await;
+    cluster.image("reader:1", &guests::reads_file());
+    let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), "default");
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kube-root-ca.crt"},
+        "data": {"ca.crt": "the cluster ca"}
+    }))
+    .unwrap();
+    config_maps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+
+    let agent = cluster.agent(cluster.runtime());
+    let mut pod = wasm_pod("projected", "reader:1", "Never");
+    let spec = pod.spec.as_mut().unwrap();
+    spec.volumes = Some(vec![
+        serde_json::from_value(serde_json::json!({
+            "name": "api-access",
+            "projected": {"defaultMode": 420, "sources": [
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "data.txt"}]}},
+                {"configMap": {"name": "not-there", "optional": true}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}
+            ]}
+        }))
+        .unwrap(),
+    ]);
+    spec.containers[0].volume_mounts = Some(vec![VolumeMount {
+        name: "api-access".into(),
+        mount_path: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }]);
+    let pod = cluster.create(pod).await;
+    let done = cluster
+        .wait_for("projected", 10 * SECOND, "finished", |p| {
+            matches!(phase(p), "Succeeded" | "Failed")
+        })
+        .await;
+    assert_eq!(phase(&done), "Succeeded", "{:#?}", done.status);
+    let log = cluster.log(&pod.uid().unwrap(), "main", 0);
+    assert!(log.contains(" stdout F the cluster ca"), "{log:?}");
+    agent.abort();
+}
+
+#[tokio::test]
 async fn a_deleted_pod_is_stopped_and_gone_within_its_grace_period() {
     let mut cluster = Cluster::start().await;
     cluster.image("server:1", &guests::serves());

@@ -20,6 +20,15 @@ use serde_json::json;
 
 /// Starts the API server and the controller manager; returns an admin client.
 pub async fn cluster() -> Client {
+    cluster_with(ManagerOptions {
+        leader_elect: false,
+        ..ManagerOptions::default()
+    })
+    .await
+}
+
+/// [`cluster`] with the controller manager's options given.
+pub async fn cluster_with(options: ManagerOptions) -> Client {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -29,10 +38,6 @@ pub async fn cluster() -> Client {
         .await
         .unwrap();
     let client = in_process::client(router(server), in_process::admin());
-    let options = ManagerOptions {
-        leader_elect: false,
-        ..ManagerOptions::default()
-    };
     let manager_client = client.clone();
     tokio::spawn(async move {
         if let Err(err) = manager::run(manager_client, options).await {
