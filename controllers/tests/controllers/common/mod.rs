@@ -1,7 +1,6 @@
 //! A real in-process API server with the controller manager running against it, and a test
 //! stand-in for the kubelet that reports pods Running and Ready.
 
-
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,6 +1,5 @@
 //! An API server in-process on the memory store, a wasm runtime and a node agent against them.
 
-
 pub mod guests;
 
 use std::path::PathBuf;

@@ -1,6 +1,5 @@
 //! A runtime on a temp dir and helpers to turn guests into containers.
 
-
 pub mod guests;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
