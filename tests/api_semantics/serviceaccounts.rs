@@ -353,6 +353,16 @@ async fn new_pods_mount_a_projected_token_unless_automount_is_off() {
     assert_eq!(volumes_and_mounts(&overriding).0.len(), 1);
 }
 
+/// The claims of a token, read without verifying it.
+fn claims_of(token: &str) -> Claims {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
 fn node(name: &str) -> User {
     User {
         name: format!("system:node:{name}"),
@@ -365,6 +375,9 @@ async fn a_node_gets_tokens_only_for_its_own_pods() {
     let api = api().await;
     service_account(&api, "builder", None).await;
     service_account(&api, "unused", None).await;
+    let n1_node = api
+        .create("/api/v1/nodes", &json!({"metadata": {"name": "n1"}}))
+        .await;
     let mine = pod(&api, "mine", "builder", Some("n1")).await;
     let theirs = pod(&api, "theirs", "builder", Some("n2")).await;
     let configmaps: Api<ConfigMap> = Api::namespaced(api.client(), "default");
@@ -383,7 +396,26 @@ async fn a_node_gets_tokens_only_for_its_own_pods() {
     let token = request_token(n1.clone(), "builder", &bound_to(&mine))
         .await
         .unwrap();
-    assert!(!token.is_empty());
+    let uid = |obj: &Value| obj["metadata"]["uid"].as_str().unwrap().to_string();
+    let claims = claims_of(&token);
+    assert_eq!(claims.sub, "system:serviceaccount:default:builder");
+    assert_eq!(claims.aud, vec![ISSUER.to_string()]);
+    assert_eq!(claims.exp - claims.iat, 3600);
+    let bound = claims.kubernetes;
+    assert_eq!(
+        bound.pod,
+        Some(ObjectRef {
+            name: "mine".into(),
+            uid: uid(&mine)
+        })
+    );
+    assert_eq!(
+        bound.node,
+        Some(ObjectRef {
+            name: "n1".into(),
+            uid: uid(&n1_node)
+        })
+    );
 
     let forbidden = |result: kube::Result<String>| match result {
         Err(kube::Error::Api(status)) => {
