@@ -11,6 +11,8 @@ pub enum Subresource {
     Exec,
     /// `certificatesigningrequests/approval`: the Approved/Denied conditions.
     Approval,
+    /// `serviceaccounts/token`: a TokenRequest for a service-account token.
+    Token,
 }
 
 impl Subresource {
@@ -22,6 +24,7 @@ impl Subresource {
             Subresource::Log => "log",
             Subresource::Exec => "exec",
             Subresource::Approval => "approval",
+            Subresource::Token => "token",
         }
     }
 
@@ -33,6 +36,7 @@ impl Subresource {
             "log" => Subresource::Log,
             "exec" => Subresource::Exec,
             "approval" => Subresource::Approval,
+            "token" => Subresource::Token,
             _ => return None,
         })
     }
@@ -172,7 +176,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         true,
         &["sa"],
         &[],
-        &[],
+        &[Token],
     ),
     res("", "Event", "events", "event", true, &["ev"], &[], &[]),
     res(

@@ -203,14 +203,19 @@ pub fn generate_name(obj: &mut Value) {
     if has_name {
         return;
     }
+    let name = format!("{prefix}{}", random_suffix());
+    meta.insert("name".into(), Value::String(name));
+}
+
+/// Five random characters from consonants and digits, as Kubernetes appends to generated
+/// names.
+pub fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let random = uuid::Uuid::new_v4();
-    let suffix: String = random.as_bytes()[..5]
+    random.as_bytes()[..5]
         .iter()
         .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect();
-    let name = format!("{prefix}{suffix}");
-    meta.insert("name".into(), Value::String(name));
+        .collect()
 }
 
 /// Sets what the server owns on a new object: uid, creation time, generation, and for pods

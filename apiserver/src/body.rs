@@ -22,7 +22,8 @@ pub enum PatchKind {
     Apply,
 }
 
-fn content_type(headers: &HeaderMap) -> String {
+/// The media type of a request body, lowercased, without parameters.
+pub fn content_type(headers: &HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -93,6 +93,7 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
             let listed = subresource_json(r, *sub);
             let (group, version) = match sub {
                 Subresource::Scale => ("autoscaling", "v1"),
+                Subresource::Token => ("authentication.k8s.io", "v1"),
                 _ => (r.group, r.version),
             };
             json!({
@@ -190,6 +191,11 @@ fn subresource_json(r: &ResourceInfo, sub: Subresource) -> Value {
         Subresource::Log => ("Pod", &["get"]),
         Subresource::Exec => ("PodExecOptions", &["create", "get"]),
         Subresource::Approval => (r.kind, &["get", "patch", "update"]),
+        Subresource::Token => {
+            out["group"] = json!("authentication.k8s.io");
+            out["version"] = json!("v1");
+            ("TokenRequest", &["create"])
+        }
     };
     out["kind"] = json!(kind);
     out["verbs"] = json!(verbs);

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::objects;
 use crate::request::{Params, Target};
 use crate::server::ApiServer;
-use crate::{kubelet_proxy, list, subresources, watch, write};
+use crate::{kubelet_proxy, list, serviceaccount, subresources, watch, write};
 
 /// What of a request the verbs read besides its target and query.
 pub struct RequestParts<'a> {
@@ -72,6 +72,10 @@ pub async fn handle(
         (&Method::POST, true, Some(Subresource::Binding)) => {
             let bytes = body::read(request_body).await?;
             subresources::bind(server, target, headers, &bytes).await
+        }
+        (&Method::POST, true, Some(Subresource::Token)) => {
+            let bytes = body::read(request_body).await?;
+            serviceaccount::issue::create_token(server, user, target, headers, &bytes).await
         }
         (&Method::PUT, true, None | Some(Subresource::Status | Subresource::Approval)) => {
             let bytes = body::read(request_body).await?;

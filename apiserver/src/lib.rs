@@ -25,6 +25,7 @@ pub mod request;
 pub mod run;
 pub mod serve;
 pub mod server;
+pub mod serviceaccount;
 pub mod store;
 pub mod subresources;
 pub mod watch;

@@ -1,6 +1,6 @@
 //! The cluster PKI: a CA, the API server's serving certificate, the admin client certificate
 //! and the client certificate the API server presents to kubelets, generated once in the data
-//! dir, plus the admin kubeconfig.
+//! dir, plus the admin kubeconfig and the service-account token signing key.
 
 use std::fs;
 use std::io;
@@ -42,6 +42,8 @@ pub struct ClusterPki {
     /// kubeadm's `apiserver-kubelet-client` certificate is.
     pub kubelet_client_cert: String,
     pub kubelet_client_key: String,
+    /// The PKCS#8 P-256 key service-account tokens are signed with (`sa.key`).
+    pub sa_key: String,
 }
 
 /// The identity kubelets see on the API server's requests.
@@ -191,6 +193,11 @@ impl ClusterPki {
                     false,
                 )
             })?;
+        let sa_key = read_or_create(&dir.join("sa.key"), || {
+            Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                .map_err(generate("the service-account key"))?
+                .serialize_pem())
+        })?;
         Ok(ClusterPki {
             ca_cert,
             ca_key,
@@ -200,6 +207,7 @@ impl ClusterPki {
             admin_key,
             kubelet_client_cert,
             kubelet_client_key,
+            sa_key,
         })
     }
 
@@ -265,6 +273,15 @@ mod tests {
         assert_eq!(first.ca_cert, second.ca_cert);
         assert_eq!(first.admin_cert, second.admin_cert);
         assert_eq!(first.kubelet_client_cert, second.kubelet_client_cert);
+        assert_eq!(first.sa_key, second.sa_key);
+        let sa_key = crate::serviceaccount::token::TokenKey::from_pem(&first.sa_key).unwrap();
+        assert!(!sa_key.kid().is_empty());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &fs::metadata(dir.path().join("pki/sa.key"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
         let der = rustls_pemfile::certs(&mut first.admin_cert.as_bytes())
             .next()
             .unwrap()

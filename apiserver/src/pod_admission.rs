@@ -1,6 +1,7 @@
 //! Admission for new pods, as kube-apiserver's RuntimeClass and DefaultTolerationSeconds
 //! plugins do: the RuntimeClass must exist and brings its overhead, node selector and
-//! tolerations; every pod tolerates not-ready/unreachable nodes for 300 s by default.
+//! tolerations; every pod tolerates not-ready/unreachable nodes for 300 s by default; and
+//! the ServiceAccount plugin's defaulting and token volume (`serviceaccount::pod`).
 
 use rkube_api::resources;
 use serde_json::{Map, Value, json};
@@ -23,7 +24,7 @@ pub async fn admit_new_pod(server: &ApiServer, target: &Target, pod: &mut Value)
         apply_runtime_class(pod, target, &class, &runtime_class)?;
     }
     add_default_tolerations(pod);
-    Ok(())
+    crate::serviceaccount::pod::admit(server, pod).await
 }
 
 async fn lookup_runtime_class(
@@ -43,7 +44,8 @@ async fn lookup_runtime_class(
     }
 }
 
-fn spec_mut(pod: &mut Value) -> &mut Map<String, Value> {
+/// The pod's spec map, created when missing.
+pub(crate) fn spec_mut(pod: &mut Value) -> &mut Map<String, Value> {
     if !pod.get("spec").is_some_and(Value::is_object) {
         pod["spec"] = json!({});
     }

@@ -13,6 +13,7 @@ use crate::kubelet_proxy::TlsKubeletConnector;
 use crate::pki::{ClusterPki, PkiError};
 use crate::serve::{self, ServeError};
 use crate::server::{self, ApiServer};
+use crate::serviceaccount::token::{TokenError, TokenKey};
 use crate::store::etcd::EtcdStore;
 use crate::store::redb::RedbStore;
 use crate::store::{Store, StoreError, spawn_compactor};
@@ -37,6 +38,8 @@ pub enum RunError {
     Serve(#[from] ServeError),
     #[error("certificate signer: {0}")]
     Signer(#[from] SignerError),
+    #[error("service-account key: {0}")]
+    TokenKey(#[from] TokenError),
 }
 
 /// The ConfigMap in kube-public that joining nodes discover the cluster from.
@@ -177,6 +180,9 @@ pub async fn prepare(options: &Options) -> Result<Prepared, RunError> {
     let api = ApiServer::with_kubelet(store, kubelet).await?;
     let signer = CertSigner::new(&pki.ca_cert, &pki.ca_key)?;
     let _ = api.signer.set(Arc::new(signer));
+    let _ = api
+        .token_key
+        .set(Arc::new(TokenKey::from_pem(&pki.sa_key)?));
     ensure_system_namespaces(&api).await?;
     crate::rbac::ensure_bootstrap_policy(&api).await?;
     let listener = serve::bind(options.listen).await?;

@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::kubelet_proxy::KubeletConnector;
 use crate::rbac::Authorizer;
 use crate::request::{Params, Target};
+use crate::serviceaccount::token::TokenKey;
 use crate::store::Store;
 use crate::{discovery, handlers};
 
@@ -33,6 +34,9 @@ pub struct ApiServer {
     pub signer: OnceLock<Arc<CertSigner>>,
     /// Decides every resource request (Node authorizer, then RBAC).
     pub authorizer: Authorizer,
+    /// Signs and verifies service-account tokens; unset, TokenRequests answer 503 and
+    /// service-account bearer tokens are refused.
+    pub token_key: OnceLock<Arc<TokenKey>>,
 }
 
 impl ApiServer {
@@ -69,6 +73,7 @@ impl ApiServer {
             kubelet,
             signer: OnceLock::new(),
             authorizer: Authorizer::default(),
+            token_key: OnceLock::new(),
         }))
     }
 }
@@ -124,8 +129,8 @@ fn is_public(path: &str) -> bool {
     )
 }
 
-/// The TLS layer has set the user of a client certificate; a bearer token (a bootstrap
-/// token) authenticates a request that has none. A bad token is refused even on public
+/// The TLS layer has set the user of a client certificate; a bearer token (a
+/// service-account JWT or a bootstrap token) authenticates a request that has none. A bad token is refused even on public
 /// paths, as kube-apiserver does.
 async fn authenticate(
     State(server): State<Arc<ApiServer>>,
@@ -135,7 +140,12 @@ async fn authenticate(
     if request.extensions().get::<User>().is_none()
         && let Some(bearer) = bearer_token(request.headers())
     {
-        match crate::bootstrap::authenticate(&server, bearer).await {
+        let authenticated = if crate::serviceaccount::authn::is_jwt(bearer) {
+            crate::serviceaccount::authn::authenticate(&server, bearer).await
+        } else {
+            crate::bootstrap::authenticate(&server, bearer).await
+        };
+        match authenticated {
             Ok(user) => {
                 request.extensions_mut().insert(user);
             }

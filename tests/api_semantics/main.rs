@@ -12,6 +12,7 @@ mod kube_client;
 mod lists;
 mod patches;
 mod rbac;
+mod serviceaccounts;
 mod subresources;
 mod watches;
 mod writes;

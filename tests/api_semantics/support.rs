@@ -91,6 +91,11 @@ impl TestApi {
         client(self.router.clone(), admin())
     }
 
+    /// A kube client authenticated as `user`.
+    pub fn client_as(&self, user: rkube_apiserver::auth::User) -> kube::Client {
+        client(self.router.clone(), user)
+    }
+
     /// Sends a request as-is (no user unless the caller inserted one).
     pub async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.unwrap();

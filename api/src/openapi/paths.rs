@@ -5,7 +5,9 @@
 use serde_json::{Map, Value, json};
 
 use super::params;
-use super::schemas::{Components, Gvk, MetaComponents, add_binding, add_scale, schema_ref};
+use super::schemas::{
+    Components, Gvk, MetaComponents, add_binding, add_scale, add_token_request, schema_ref,
+};
 use crate::resources::{ResourceInfo, Subresource};
 
 /// `/api/v1` for the core group, `/apis/<group>/<version>` otherwise.
@@ -202,7 +204,13 @@ impl<'a> ResourcePaths<'a> {
                     let scale = add_scale(c);
                     self.read_write_item("Scale", &scale, &Gvk::new("autoscaling", "v1", "Scale"))
                 }
-                Subresource::Binding => self.binding_item(&add_binding(c)),
+                Subresource::Binding => self.create_item("Binding", &add_binding(c), "", "Binding"),
+                Subresource::Token => self.create_item(
+                    "Token",
+                    &add_token_request(c),
+                    "authentication.k8s.io",
+                    "TokenRequest",
+                ),
                 Subresource::Log => self.log_item(),
                 Subresource::Exec => self.exec_item(),
             };
@@ -345,17 +353,19 @@ impl<'a> ResourcePaths<'a> {
         item
     }
 
-    fn binding_item(&self, binding: &str) -> Value {
+    /// A create-only subresource (`pods/binding`, `serviceaccounts/token`) whose body is
+    /// `schema`, a `group`/v1 `kind`.
+    fn create_item(&self, suffix: &str, schema: &str, group: &str, kind: &str) -> Value {
         json!({
             "parameters": self.path_params(true),
             "post": self.operation(Operation {
                 action: "post",
-                id: self.id("create", "Binding"),
-                description: format!("create binding of a {}", self.info.kind),
+                id: self.id("create", suffix),
+                description: format!("create {} of a {}", suffix.to_lowercase(), self.info.kind),
                 params: params::write(),
-                body: Some(object_body(binding)),
-                responses: responses(&["200", "201", "202"], &json_content(binding)),
-                gvk: Gvk::new("", "v1", "Binding"),
+                body: Some(object_body(schema)),
+                responses: responses(&["200", "201", "202"], &json_content(schema)),
+                gvk: Gvk::new(group, "v1", kind),
             }),
         })
     }

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::{
-    apps, autoscaling, batch, certificates, coordination, core, discovery, node, rbac,
+    apps, authentication, autoscaling, batch, certificates, coordination, core, discovery, node,
+    rbac,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
@@ -260,6 +261,15 @@ impl MetaComponents {
 /// `autoscaling/v1 Scale`, the body of every `/scale` subresource.
 pub(super) fn add_scale(c: &mut Components) -> String {
     c.add_kind::<autoscaling::v1::Scale>(&Gvk::new("autoscaling", "v1", "Scale"))
+}
+
+/// `authentication.k8s.io/v1 TokenRequest`, the body of `serviceaccounts/token`.
+pub(super) fn add_token_request(c: &mut Components) -> String {
+    c.add_kind::<authentication::v1::TokenRequest>(&Gvk::new(
+        "authentication.k8s.io",
+        "v1",
+        "TokenRequest",
+    ))
 }
 
 /// `v1 Binding`, the body of `pods/binding`.

@@ -14,6 +14,7 @@ mod names;
 mod pod;
 mod rbac;
 mod services;
+mod token;
 mod workloads;
 
 /// What the per-kind validation tests share: the (field, reason) pairs a check reports.
@@ -40,6 +41,7 @@ use serde_json::Value;
 
 pub use cause::{CauseReason, FieldCause, summary};
 pub use decode::{DecodeError, decode_strict};
+pub use token::validate_token_request;
 
 use crate::resources::ResourceInfo;
 use cause::Causes;

@@ -1,6 +1,7 @@
 //! The Node authorizer and the NodeRestriction checks on creates: a kubelet
 //! (`system:node:<name>` in `system:nodes`) may read what pods bound to its node reference,
-//! and change only its own Node, its own Lease and its own pods, as kube-apiserver's
+//! and change only its own Node, its own Lease and its own pods, and get tokens only for
+//! its pods' service accounts, bound to those pods, as kube-apiserver's
 //! `--authorization-mode=Node` with the NodeRestriction admission plugin allows.
 
 use rkube_api::resources::ResourceInfo;
@@ -40,6 +41,9 @@ pub fn authorize(cache: &WatchCache, node: &str, attrs: &Attributes<'_>) -> Deci
             referenced_object(cache, node, attrs)
         }
         ("", "pods", None) if reads => Decision::Allow,
+        ("", "serviceaccounts", Some("token")) if verb == "create" => {
+            service_account_of_own_pod(cache, node, attrs)
+        }
         ("", "pods", None) if verb == "delete" => own_pod(
             cache,
             node,
@@ -119,6 +123,26 @@ fn referenced_object(cache: &WatchCache, node: &str, attrs: &Attributes<'_>) -> 
         .filter(|pod| bound_to(pod, node))
         .any(|pod| refers_to(pod, attrs.resource, name));
     if referenced {
+        Decision::Allow
+    } else {
+        Decision::NoOpinion(Some(format!(
+            "no relationship found between node '{node}' and this object"
+        )))
+    }
+}
+
+/// A token for a service account: only one that a pod bound to the node runs as (which
+/// pod the token is bound to is checked by [`admit_token_request`], which sees the body).
+fn service_account_of_own_pod(cache: &WatchCache, node: &str, attrs: &Attributes<'_>) -> Decision {
+    let (Some(namespace), Some(name)) = (attrs.namespace, attrs.name) else {
+        return Decision::NoOpinion(None);
+    };
+    let (pods, _) = cache.list(&format!("{ROOT}pods/{namespace}/"));
+    let used = pods
+        .iter()
+        .map(|p| &p.object)
+        .any(|pod| bound_to(pod, node) && crate::serviceaccount::of_pod(pod) == name);
+    if used {
         Decision::Allow
     } else {
         Decision::NoOpinion(Some(format!(
@@ -215,6 +239,29 @@ pub fn admit_create(user: &User, resource: &ResourceInfo, obj: &Value) -> ApiRes
     })
 }
 
+/// NodeRestriction on `serviceaccounts/token`: a kubelet's token must be bound to a pod
+/// (`pod`, already resolved from the request's boundObjectRef) that runs on its node.
+pub fn admit_token_request(
+    user: &User,
+    target: &ErrorTarget,
+    pod: Option<&Value>,
+) -> ApiResult<()> {
+    let Some(node) = node_name(&UserInfo::of(user)) else {
+        return Ok(());
+    };
+    let message = match pod {
+        None => "node requested token not bound to a pod",
+        Some(pod) if !bound_to(pod, node) => {
+            "node requested token bound to a pod scheduled on a different node"
+        }
+        Some(_) => return Ok(()),
+    };
+    Err(ApiError::Forbidden {
+        target: target.clone(),
+        message: message.into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,7 +273,8 @@ mod tests {
             "imagePullSecrets": [{"name": "pull"}],
             "volumes": [{"name": "a", "secret": {"secretName": "vol"}},
                 {"name": "b", "configMap": {"name": "cm-vol"}},
-                {"name": "c", "projected": {"sources": [{"secret": {"name": "proj"}}]}},
+                {"name": "c", "projected": {"sources": [{"secret": {"name": "proj"}},
+                    {"configMap": {"name": "kube-root-ca.crt"}}]}},
                 {"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
             "initContainers": [{"name": "i", "envFrom": [{"configMapRef": {"name": "cm-init"}}]}],
             "containers": [{"name": "c", "env": [{"name": "X",
@@ -237,6 +285,7 @@ mod tests {
         assert!(!refers_to(&pod, "secrets", "cm-vol"));
         assert!(refers_to(&pod, "configmaps", "cm-vol"));
         assert!(refers_to(&pod, "configmaps", "cm-init"));
+        assert!(refers_to(&pod, "configmaps", "kube-root-ca.crt"));
         assert!(!refers_to(&pod, "configmaps", "pull"));
         assert!(refers_to(&pod, "persistentvolumeclaims", "data"));
     }
@@ -269,5 +318,29 @@ mod tests {
         let lease = |name: &str| json!({"metadata": {"name": name, "namespace": LEASE_NAMESPACE}});
         assert!(admit_create(&user, leases, &lease("n1")).is_ok());
         assert!(admit_create(&user, leases, &lease("n2")).is_err());
+    }
+
+    #[test]
+    fn node_tokens_are_bound_to_pods_on_the_node() {
+        let node = User {
+            name: "system:node:n1".into(),
+            groups: vec![NODES_GROUP.into()],
+        };
+        let target = ErrorTarget::default();
+        let on = |n: &str| json!({"spec": {"nodeName": n}});
+        assert!(admit_token_request(&node, &target, Some(&on("n1"))).is_ok());
+        let elsewhere = admit_token_request(&node, &target, Some(&on("n2"))).unwrap_err();
+        assert!(
+            elsewhere
+                .to_string()
+                .contains("scheduled on a different node")
+        );
+        let unbound = admit_token_request(&node, &target, None).unwrap_err();
+        assert!(unbound.to_string().contains("not bound to a pod"));
+        let admin = User {
+            name: "jane".into(),
+            groups: vec![],
+        };
+        assert!(admit_token_request(&admin, &target, None).is_ok());
     }
 }
