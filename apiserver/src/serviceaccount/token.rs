@@ -119,15 +119,28 @@ impl TokenKey {
             .map_err(|e| TokenError::Key {
                 reason: e.to_string(),
             })?;
+        Self::from_pkcs8(der.secret_pkcs8_der())
+    }
+
+    /// A fresh key that lives as long as the process: for API servers without a data dir,
+    /// such as in-process test servers, whose tokens need not outlive them.
+    pub fn generate() -> Result<TokenKey, TokenError> {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|e| TokenError::Key {
+                    reason: e.to_string(),
+                })?;
+        Self::from_pkcs8(pkcs8.as_ref())
+    }
+
+    fn from_pkcs8(der: &[u8]) -> Result<TokenKey, TokenError> {
         let rng = SystemRandom::new();
-        let pair = EcdsaKeyPair::from_pkcs8(
-            &ECDSA_P256_SHA256_FIXED_SIGNING,
-            der.secret_pkcs8_der(),
-            &rng,
-        )
-        .map_err(|e| TokenError::Key {
-            reason: e.to_string(),
-        })?;
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng).map_err(|e| {
+                TokenError::Key {
+                    reason: e.to_string(),
+                }
+            })?;
         let digest = ring::digest::digest(&ring::digest::SHA256, pair.public_key().as_ref());
         Ok(TokenKey {
             kid: URL_SAFE_NO_PAD.encode(digest.as_ref()),
@@ -277,6 +290,15 @@ mod tests {
             TokenKey::from_pem("not a key"),
             Err(TokenError::Key { .. })
         ));
+    }
+
+    #[test]
+    fn a_generated_key_signs_and_is_its_own() {
+        let (key, other) = (TokenKey::generate().unwrap(), TokenKey::generate().unwrap());
+        assert_ne!(key.kid(), other.kid());
+        let token = key.sign(&claims(&[ISSUER], 5000)).unwrap();
+        assert!(key.verify(&token, ISSUER, 2000).is_ok());
+        assert!(other.verify(&token, ISSUER, 2000).is_err());
     }
 
     #[test]

@@ -5,7 +5,9 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Cluster, NODE, guests, main_status, phase, waiting_reason, wasm_pod};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Cluster, NODE, ROOT_CA, guests, main_status, phase, waiting_reason, wasm_pod};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapKeySelector, ConfigMapVolumeSource, Container, DownwardAPIVolumeFile,
@@ -224,16 +226,6 @@ async fn a_config_map_volume_is_read_by_the_guest() {
 async fn a_projected_volume_is_a_preopened_directory_of_the_guest() {
     let mut cluster = Cluster::start().await;
     cluster.image("reader:1", &guests::reads_file());
-    let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), "default");
-    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "kube-root-ca.crt"},
-        "data": {"ca.crt": "the cluster ca"}
-    }))
-    .unwrap();
-    config_maps
-        .create(&PostParams::default(), &cm)
-        .await
-        .unwrap();
 
     let agent = cluster.agent(cluster.runtime());
     let mut pod = wasm_pod("projected", "reader:1", "Never");
@@ -263,7 +255,39 @@ async fn a_projected_volume_is_a_preopened_directory_of_the_guest() {
         .await;
     assert_eq!(phase(&done), "Succeeded", "{:#?}", done.status);
     let log = cluster.log(&pod.uid().unwrap(), "main", 0);
-    assert!(log.contains(" stdout F the cluster ca"), "{log:?}");
+    assert!(log.contains(&format!(" stdout F {ROOT_CA}")), "{log:?}");
+    agent.abort();
+}
+
+/// The volume the API server adds to every pod: a token from TokenRequest, bound to the pod.
+#[tokio::test]
+async fn a_pod_reads_its_own_service_account_token() {
+    let mut cluster = Cluster::start().await;
+    cluster.image("token-reader:1", &guests::reads_file_named("token"));
+    let agent = cluster.agent(cluster.runtime());
+    let pod = cluster
+        .create(wasm_pod("token-reader", "token-reader:1", "Never"))
+        .await;
+    let done = cluster
+        .wait_for("token-reader", 10 * SECOND, "finished", |p| {
+            matches!(phase(p), "Succeeded" | "Failed")
+        })
+        .await;
+    assert_eq!(phase(&done), "Succeeded", "{:#?}", done.status);
+    let log = cluster.log(&pod.uid().unwrap(), "main", 0);
+    let token = log
+        .split(" stdout F ")
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_default();
+    let claims = token
+        .split('.')
+        .nth(1)
+        .unwrap_or_else(|| panic!("not a JWT: {log:?}"));
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).expect("base64url")).unwrap();
+    assert_eq!(claims["sub"], "system:serviceaccount:default:default");
+    assert_eq!(claims["kubernetes.io"]["pod"]["uid"], pod.uid().unwrap());
     agent.abort();
 }
 

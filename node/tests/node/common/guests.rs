@@ -41,10 +41,15 @@ pub fn checks() -> String {
 
 /// Prints the file `data.txt` of its first preopened directory; exits with the errno on failure.
 pub fn reads_file() -> String {
+    reads_file_named("data.txt")
+}
+
+/// Prints the file `name` of its first preopened directory; exits with the errno on failure.
+pub fn reads_file_named(name: &str) -> String {
     module(
-        "data.txt",
-        "(local $errno i32)
-         (local.set $errno (call $path_open (i32.const 3) (i32.const 1) (i32.const 1024) (i32.const 8)
+        name,
+        &format!("(local $errno i32)
+         (local.set $errno (call $path_open (i32.const 3) (i32.const 1) (i32.const 1024) (i32.const {})
            (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 32)))
          (if (local.get $errno) (then (call $proc_exit (local.get $errno))))
          (i32.store (i32.const 40) (i32.const 4096))
@@ -52,6 +57,8 @@ pub fn reads_file() -> String {
          (local.set $errno (call $fd_read (i32.load (i32.const 32)) (i32.const 40) (i32.const 1) (i32.const 48)))
          (if (local.get $errno) (then (call $proc_exit (local.get $errno))))
          (call $print (i32.const 1) (i32.const 4096) (i32.load (i32.const 48)))",
+            name.len()
+        ),
     )
 }
 

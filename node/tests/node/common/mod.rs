@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec, ServiceAccount};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use rkube_apiserver::in_process;
 use rkube_apiserver::server::{ApiServer, router};
+use rkube_apiserver::serviceaccount::token::TokenKey;
 use rkube_apiserver::store::memory::MemoryStore;
 use rkube_node::{Backoff, LocalImages, NodeOptions};
 use rkube_runtimes::Runtime;
@@ -19,6 +20,28 @@ use rkube_runtimes::wasm::{WasmConfig, WasmRuntime};
 use tokio::task::JoinHandle;
 
 pub const NODE: &str = "node-1";
+/// The `ca.crt` of the test cluster's `kube-root-ca.crt` ConfigMap.
+pub const ROOT_CA: &str = "the test cluster's CA";
+
+/// What the controller manager keeps in a namespace and every pod's service-account token
+/// volume needs: the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap.
+async fn stand_in_for_the_controller_manager(client: &Client) {
+    let account: ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}})).unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let root_ca: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kube-root-ca.crt"},
+        "data": {"ca.crt": ROOT_CA},
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &root_ca)
+        .await
+        .unwrap();
+}
 
 pub struct Cluster {
     pub client: Client,
@@ -32,7 +55,12 @@ impl Cluster {
         rkube_apiserver::run::ensure_system_namespaces(&server)
             .await
             .unwrap();
+        server
+            .token_key
+            .set(Arc::new(TokenKey::generate().unwrap()))
+            .unwrap();
         let client = in_process::client(router(server), in_process::admin());
+        stand_in_for_the_controller_manager(&client).await;
         let classes: Api<RuntimeClass> = Api::all(client.clone());
         let mut class = RuntimeClass {
             handler: "wasmtime".into(),
