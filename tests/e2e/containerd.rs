@@ -47,7 +47,6 @@ impl Mixed {
         ];
         let cluster = Cluster::start(ClusterOptions {
             node: NODE,
-            controller_manager: true,
             node_flags: node_flags.iter().map(|f| f.to_string()).collect(),
         })?;
         let busybox = tokio::runtime::Runtime::new()?.block_on(push_busybox(

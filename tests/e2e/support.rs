@@ -1,5 +1,5 @@
 //! What the node tests share: a cluster of separate `rkube` processes (API server, scheduler,
-//! optionally the controller manager, one node agent) with a registry, driven by kubectl 1.33.
+//! controller manager, one node agent) with a registry, driven by kubectl 1.33.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,14 +52,13 @@ pub fn eventually<T>(
 /// How a test wants its cluster.
 pub struct ClusterOptions {
     pub node: &'static str,
-    pub controller_manager: bool,
     /// Flags for `rkube node` beyond its kubeconfig, name, data dir and backoff.
     pub node_flags: Vec<String>,
 }
 
-/// A registry, an API server, the scheduler (and the controller manager when asked) and one
-/// node agent, each a process of its own. Each test runs its own, so none depends on another's
-/// pods or on the node surviving.
+/// A registry, an API server, the scheduler, the controller manager and one node agent, each
+/// a process of its own. Each test runs its own, so none depends on another's pods or on the
+/// node surviving.
 pub struct Cluster {
     pub registry: Registry,
     pub server: RkubeApiserver,
@@ -80,16 +79,13 @@ impl Cluster {
         let kubeconfig_arg = kubeconfig
             .to_str()
             .context("kubeconfig path is not UTF-8")?;
-        let mut components = vec![rkube(
-            "scheduler",
-            &["scheduler", "--kubeconfig", kubeconfig_arg],
-        )?];
-        if options.controller_manager {
-            components.push(rkube(
+        let components = vec![
+            rkube("scheduler", &["scheduler", "--kubeconfig", kubeconfig_arg])?,
+            rkube(
                 "controller-manager",
                 &["controller-manager", "--kubeconfig", kubeconfig_arg],
-            )?);
-        }
+            )?,
+        ];
         let k = Kubectl::new("1.33", &kubeconfig)?;
         let mut cluster = Cluster {
             registry,

@@ -19,7 +19,6 @@ const NODE: &str = "edge-1";
 fn wasm_cluster() -> anyhow::Result<Cluster> {
     Cluster::start(ClusterOptions {
         node: NODE,
-        controller_manager: false,
         node_flags: Vec::new(),
     })
 }
