@@ -65,7 +65,10 @@ fn parse<T: Message + Serialize>(kind: &str, raw: &[u8]) -> Result<Value, Protob
 
 /// The serde form of a message of the given type.
 fn message_json(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, ProtobufError> {
-    use api::{apps, autoscaling, batch, certificates, coordination, core, discovery, node, rbac};
+    use api::{
+        apps, authentication, autoscaling, batch, certificates, coordination, core, discovery,
+        node, rbac,
+    };
     match (api_version, kind) {
         ("v1", "Pod") => parse::<core::v1::Pod>(kind, raw),
         ("v1", "ConfigMap") => parse::<core::v1::ConfigMap>(kind, raw),
@@ -102,6 +105,9 @@ fn message_json(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, Prot
             parse::<discovery::v1::EndpointSlice>(kind, raw)
         }
         ("autoscaling/v1", "Scale") => parse::<autoscaling::v1::Scale>(kind, raw),
+        ("authentication.k8s.io/v1", "TokenRequest") => {
+            parse::<authentication::v1::TokenRequest>(kind, raw)
+        }
         _ => Err(ProtobufError::UnknownKind {
             api_version: api_version.to_string(),
             kind: kind.to_string(),
@@ -241,6 +247,25 @@ mod tests {
         created.seconds = Some(0);
         meta.creationTimestamp = MessageField::some(created);
         MessageField::some(meta)
+    }
+
+    #[test]
+    fn decodes_a_token_request_as_kubectl_create_token_sends_it() {
+        use k8s_rs_pb::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        let mut spec = TokenRequestSpec::new();
+        spec.expirationSeconds = Some(600);
+        spec.audiences.push("api".into());
+        let mut request = TokenRequest::new();
+        request.spec = MessageField::some(spec);
+        let bytes = envelope(
+            "authentication.k8s.io/v1",
+            "TokenRequest",
+            request.write_to_bytes().unwrap(),
+        );
+        let json = decode(find("", "v1", "serviceaccounts").unwrap(), &bytes).unwrap();
+        assert_eq!(json["kind"], "TokenRequest");
+        assert_eq!(json["spec"]["expirationSeconds"], 600);
+        assert_eq!(json["spec"]["audiences"][0], "api");
     }
 
     #[test]

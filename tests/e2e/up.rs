@@ -463,7 +463,8 @@ fn every_example_manifest_runs_on_rkube_up() -> anyhow::Result<()> {
             socket.to_str().context("socket path")?,
         ]);
     }
-    let (_up, _) = Up::start_with(data.path(), free_port(), logs.path(), "examples", &flags)?;
+    let port = free_port();
+    let (_up, _) = Up::start_with(data.path(), port, logs.path(), "examples", &flags)?;
     let k = Kubectl::new("1.33", &data.path().join("kubeconfig"))?;
     let mut applied = 0;
     for entry in std::fs::read_dir(examples())? {
@@ -522,6 +523,41 @@ fn every_example_manifest_runs_on_rkube_up() -> anyhow::Result<()> {
     }
     let config = k.run(&["logs", "config-reader"])?;
     ensure!(config.contains("hello from a configMap"), "{config:?}");
+
+    // The token mounted into a pod, read by a fresh instance of its module, authenticates as
+    // the pod's service account for as long as the pod exists.
+    let token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+    let read = k.run(&[
+        "exec",
+        "config-reader",
+        "--",
+        "config-reader",
+        token_file,
+        "exit",
+    ])?;
+    let token = read
+        .strip_prefix(&format!("{token_file}: "))
+        .with_context(|| format!("reading the token: {read:?}"))?
+        .trim()
+        .to_string();
+    let api = ApiAs {
+        ca: data.path().join("pki/ca.crt"),
+        url: format!("https://127.0.0.1:{port}/api/v1/namespaces/default/secrets"),
+    };
+    let (code, body) = api.get(&token)?;
+    ensure!(
+        code == 403
+            && body.contains(
+                r#"User \"system:serviceaccount:default:default\" cannot list resource \"secrets\""#
+            ),
+        "the pod's token: {code} {body}"
+    );
+    let created = k.run(&["create", "token", "default", "--duration", "10m"])?;
+    let (code, _) = api.get(created.trim())?;
+    ensure!(code == 403, "kubectl create token: {code}");
+    k.run(&["delete", "pod", "config-reader", "--wait=true"])?;
+    let (code, body) = api.get(&token)?;
+    ensure!(code == 401, "a deleted pod's token: {code} {body}");
     let succeeded = [
         "get",
         "job",
@@ -551,4 +587,26 @@ fn every_example_manifest_runs_on_rkube_up() -> anyhow::Result<()> {
         ensure!(hi == "hi\n", "exec into busybox: {hi:?}");
     }
     Ok(())
+}
+
+/// An API URL called with a bearer token over the cluster's TLS, as a pod's client would.
+struct ApiAs {
+    ca: PathBuf,
+    url: String,
+}
+
+impl ApiAs {
+    /// The status code and body of a GET with `token`.
+    fn get(&self, token: &str) -> anyhow::Result<(u16, String)> {
+        let out = Command::new("curl")
+            .arg("-sS")
+            .arg("--cacert")
+            .arg(&self.ca)
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["-w", "\n%{http_code}", &self.url])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').context("curl printed no status")?;
+        Ok((code.trim().parse()?, body.to_string()))
+    }
 }
