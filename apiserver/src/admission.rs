@@ -178,14 +178,7 @@ pub fn default_and_validate(
     let name = objects::name(obj).to_string();
     Err(ApiError::Invalid {
         target: crate::error::Target::new(resource, &name),
-        causes: causes
-            .into_iter()
-            .map(|c| Cause {
-                reason: c.reason.as_str().to_string(),
-                field: c.field,
-                message: c.message,
-            })
-            .collect(),
+        causes: causes.into_iter().map(Cause::from).collect(),
     })
 }
 

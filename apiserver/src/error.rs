@@ -15,6 +15,16 @@ pub struct Cause {
     pub message: String,
 }
 
+impl From<rkube_api::validation::FieldCause> for Cause {
+    fn from(cause: rkube_api::validation::FieldCause) -> Self {
+        Cause {
+            reason: cause.reason.as_str().to_string(),
+            field: cause.field,
+            message: cause.message,
+        }
+    }
+}
+
 /// Names the object an error is about, as Status `details` do.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Target {

@@ -165,14 +165,7 @@ fn validate(spec: &Spec, sa_name: &str) -> ApiResult<()> {
             kind: KIND.into(),
             name: sa_name.into(),
         },
-        causes: causes
-            .into_iter()
-            .map(|c| Cause {
-                reason: c.reason.as_str().to_string(),
-                field: c.field,
-                message: c.message,
-            })
-            .collect(),
+        causes: causes.into_iter().map(Cause::from).collect(),
     })
 }
 

@@ -40,17 +40,7 @@ pub async fn push_wasm(
         WASM_CONFIG_MEDIA_TYPE.to_string(),
         None,
     );
-    let mut manifest = OciImageManifest::build(std::slice::from_ref(&layer), &config, None);
-    manifest.media_type = Some(OCI_IMAGE_MEDIA_TYPE.to_string());
-    push_manifest(
-        reference,
-        insecure_registries,
-        auth,
-        &[layer],
-        config,
-        &manifest,
-    )
-    .await
+    push_one_layer(reference, insecure_registries, auth, layer, config).await
 }
 
 /// Pushes the contents of `dir` as a container image for this host's architecture: one gzip
@@ -83,6 +73,17 @@ pub async fn push_rootfs(
         IMAGE_CONFIG_MEDIA_TYPE.to_string(),
         None,
     );
+    push_one_layer(reference, insecure_registries, auth, layer, config).await
+}
+
+/// Pushes an OCI image manifest of one layer and its config.
+async fn push_one_layer(
+    reference: &str,
+    insecure_registries: &[String],
+    auth: Option<(String, String)>,
+    layer: ImageLayer,
+    config: Config,
+) -> Result<String, ImagePullError> {
     let mut manifest = OciImageManifest::build(std::slice::from_ref(&layer), &config, None);
     manifest.media_type = Some(OCI_IMAGE_MEDIA_TYPE.to_string());
     push_manifest(
