@@ -76,9 +76,13 @@ async fn bench(pods: usize) {
     let (cluster, stop) = Cluster::start(&containerd.socket(), work.path()).await;
 
     // Not timed: the image pulled and unpacked, the module compiled, ctr's first run.
-    let warm = cluster.run_and_delete("warm-ctr", busybox_pod(&busybox)).await;
+    let warm = cluster
+        .run_and_delete("warm-ctr", busybox_pod(&busybox))
+        .await;
     println!("warm-up container pod (pulls and unpacks busybox): {warm:.1?}");
-    let warm = cluster.run_and_delete("warm-wasm", wasm_pod(&wasm_image)).await;
+    let warm = cluster
+        .run_and_delete("warm-wasm", wasm_pod(&wasm_image))
+        .await;
     println!("warm-up wasm pod (pulls and compiles the module): {warm:.1?}");
     ctr_run(&containerd, &busybox, "warm-ctr").await;
 
@@ -102,11 +106,15 @@ async fn bench(pods: usize) {
     let _ = stop.send(());
     cluster.stopped().await;
 
-    print_table(pods, &busybox, &[
-        ("container pod create -> Running (rkube)", &rkube),
-        ("`ctr run --rm <image> <id> true` (raw)", &raw),
-        ("wasm pod create -> Running (rkube)", &wasm),
-    ]);
+    print_table(
+        pods,
+        &busybox,
+        &[
+            ("container pod create -> Running (rkube)", &rkube),
+            ("`ctr run --rm <image> <id> true` (raw)", &raw),
+            ("wasm pod create -> Running (rkube)", &wasm),
+        ],
+    );
     let ratio = |q| rkube.at(q).as_secs_f64() / raw.at(q).as_secs_f64();
     let (p50, p99) = (ratio(0.50), ratio(0.99));
     let verdict = if p50 <= TARGET_RATIO && p99 <= TARGET_RATIO {
@@ -122,7 +130,10 @@ async fn bench(pods: usize) {
 }
 
 async fn push_idle_wasm(registry: &Registry, work: &Path) -> String {
-    let idle = wasi_module("", "(loop $idle (call $sleep (i64.const 3600000000000)) (br $idle))");
+    let idle = wasi_module(
+        "",
+        "(loop $idle (call $sleep (i64.const 3600000000000)) (br $idle))",
+    );
     let module = work.join("idle.wasm");
     std::fs::write(&module, wat::parse_str(idle).expect("valid wat")).expect("write module");
     let image = format!("{}/bench/idle:v1", registry.host());
@@ -133,10 +144,15 @@ async fn push_idle_wasm(registry: &Registry, work: &Path) -> String {
 /// One `ctr run --rm <image> <id> true`, timed as the whole command.
 async fn ctr_run(containerd: &Containerd, image: &str, id: &str) -> Duration {
     let mut command = Command::new("ctr");
-    command
-        .arg("--address")
-        .arg(containerd.socket())
-        .args(["--namespace", CTR_NAMESPACE, "run", "--rm", image, id, "true"]);
+    command.arg("--address").arg(containerd.socket()).args([
+        "--namespace",
+        CTR_NAMESPACE,
+        "run",
+        "--rm",
+        image,
+        id,
+        "true",
+    ]);
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let output = command.output().expect("ctr runs");
@@ -163,6 +179,7 @@ impl Cluster {
     /// makes them), and one node agent serving both, built as `rkube node --runtime
     /// wasm,containerd` builds its backends. Returns the sender that stops the agent.
     async fn start(socket: &Path, work: &Path) -> (Cluster, oneshot::Sender<()>) {
+        std::fs::create_dir_all(work.join("store")).expect("store dir");
         let options = Options {
             data_dir: work.join("store"),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -184,7 +201,10 @@ impl Cluster {
                 .expect("runtime class");
         }
         let node_dir = work.join("node");
-        let backends = vec![wasm_backend(&node_dir), containerd_backend(socket, &node_dir).await];
+        let backends = vec![
+            wasm_backend(&node_dir),
+            containerd_backend(socket, &node_dir).await,
+        ];
         let (stop, stopped) = oneshot::channel::<()>();
         let options = NodeOptions::with_backends(NODE, &node_dir, backends);
         let agent = tokio::spawn({
@@ -353,7 +373,11 @@ impl Series {
     fn new(mut latencies: Vec<Duration>) -> Series {
         latencies.sort();
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        let load = load
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
         Series { latencies, load }
     }
 
@@ -374,7 +398,10 @@ fn print_table(pods: usize, image: &str, rows: &[(&str, &Series)]) {
         "| {:<42} | {:>9} | {:>9} | {:>9} | {:<14} |",
         "figure", "p50", "p99", "mean", "load average"
     );
-    println!("|{:-<44}|{:->11}|{:->11}|{:->11}|{:-<16}|", "", "", "", "", "");
+    println!(
+        "|{:-<44}|{:->11}|{:->11}|{:->11}|{:-<16}|",
+        "", "", "", "", ""
+    );
     for (figure, series) in rows {
         println!(
             "| {figure:<42} | {:>9} | {:>9} | {:>9} | {:<14} |",
