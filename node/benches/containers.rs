@@ -6,17 +6,17 @@
 //! `cargo bench -p rkube-node --bench containers` (env: BENCH_CONTAINER_PODS, default 50;
 //! RUST_LOG for the node agent's log with timestamps on stderr).
 
-use std::collections::HashMap;
+mod support;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
 use k8s_openapi::api::node::v1::RuntimeClass;
-use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use rkube_apiserver::in_process;
 use rkube_apiserver::run::{Options, ensure_system_namespaces, open_store};
 use rkube_apiserver::server::{ApiServer, router};
@@ -26,6 +26,7 @@ use rkube_node::network::{DEFAULT_PLUGIN_DIR, NetworkConfig, PodNetwork};
 use rkube_node::{NodeOptions, RuntimeBackend};
 use rkube_runtimes::containerd::{ContainerdConfig, ContainerdRuntime, HANDLER};
 use rkube_runtimes::wasm::{WasmConfig, WasmRuntime};
+use support::RunningWatch;
 use tokio::sync::oneshot;
 
 const NODE: &str = "bench-node";
@@ -169,8 +170,7 @@ async fn ctr_run(containerd: &Containerd, image: &str, id: &str) -> Duration {
 
 struct Cluster {
     pods: Api<Pod>,
-    /// Pods being waited for, by name: the watch completes them when they are Running.
-    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Instant>>>>,
+    running: RunningWatch,
     agent: tokio::task::JoinHandle<()>,
 }
 
@@ -222,12 +222,12 @@ impl Cluster {
         while nodes.get_opt(NODE).await.expect("node read").is_none() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let pods: Api<Pod> = Api::namespaced(client, NAMESPACE);
         let cluster = Cluster {
-            pods: Api::namespaced(client, NAMESPACE),
-            waiting: Arc::default(),
+            running: RunningWatch::start(pods.clone()).await,
+            pods,
             agent,
         };
-        cluster.spawn_watch().await;
         (cluster, stop)
     }
 
@@ -235,53 +235,11 @@ impl Cluster {
         self.agent.await.expect("node agent stopped");
     }
 
-    /// One pod watch, started before any timed create, answering `waiting`.
-    async fn spawn_watch(&self) {
-        let mut rv = self
-            .pods
-            .list(&ListParams::default().limit(1))
-            .await
-            .expect("list")
-            .metadata
-            .resource_version
-            .unwrap_or_default();
-        let pods = self.pods.clone();
-        let waiting = self.waiting.clone();
-        tokio::spawn(async move {
-            loop {
-                let params = WatchParams::default().timeout(290);
-                let mut stream = pods.watch(&params, &rv).await.expect("watch").boxed();
-                while let Some(event) = stream.next().await {
-                    let pod = match event.expect("watch event") {
-                        WatchEvent::Added(p) | WatchEvent::Modified(p) => p,
-                        WatchEvent::Error(e) => panic!("watch error: {e:?}"),
-                        _ => continue,
-                    };
-                    let at = Instant::now();
-                    rv = pod.metadata.resource_version.clone().unwrap_or(rv);
-                    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-                    if phase != Some("Running") {
-                        continue;
-                    }
-                    let name = pod.metadata.name.unwrap_or_default();
-                    let done = waiting.lock().expect("waiting").remove(&name);
-                    if let Some(done) = done {
-                        let _ = done.send(at);
-                    }
-                }
-            }
-        });
-    }
-
     /// Creates the pod, times it from just before the create call to the watch event that
     /// shows it Running, then (not timed) deletes it and waits until it is gone.
     async fn run_and_delete(&self, name: &str, mut pod: Pod) -> Duration {
         pod.metadata.name = Some(name.into());
-        let (done, running) = oneshot::channel();
-        self.waiting
-            .lock()
-            .expect("waiting")
-            .insert(name.into(), done);
+        let running = self.running.running(name);
         let sent = Instant::now();
         self.pods
             .create(&PostParams::default(), &pod)
@@ -352,6 +310,9 @@ fn pod(class: &str, image: &str) -> Pod {
         spec: Some(PodSpec {
             node_name: Some(NODE.into()),
             runtime_class_name: Some(class.into()),
+            // Like `ctr run`: no service-account token volume, which no controller manager
+            // here would back.
+            automount_service_account_token: Some(false),
             containers: vec![Container {
                 name: "main".into(),
                 image: Some(image.into()),

@@ -6,16 +6,17 @@
 //! BENCH_PHASES=latency,latency1,scheduler,rss, BENCH_STORE_DIR). Each phase runs in a child process of its own so
 //! that RSS and allocator state do not carry from one phase to the next.
 
-use std::collections::HashMap;
+mod support;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
 use k8s_openapi::api::node::v1::RuntimeClass;
-use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, PostParams};
 use rkube_apiserver::in_process;
 use rkube_apiserver::run::{Options, ensure_system_namespaces, open_store};
 use rkube_apiserver::server::{ApiServer, router};
@@ -23,7 +24,7 @@ use rkube_node::images::{OciImages, push_wasm};
 use rkube_node::{ImageSource, LocalImages, NodeOptions};
 use rkube_runtimes::Runtime;
 use rkube_runtimes::wasm::{WasmConfig, WasmRuntime};
-use tokio::sync::oneshot;
+use support::RunningWatch;
 
 const PHASE_ENV: &str = "RKUBE_PODS_BENCH_PHASE";
 const IMAGE_DIR_ENV: &str = "RKUBE_PODS_BENCH_IMAGES";
@@ -268,8 +269,7 @@ fn row(figure: &str, measured: &str, target: &str, met: bool) {
 struct Cluster {
     pods: Api<Pod>,
     image: String,
-    /// Pods being waited for, by name: the watch completes them when they are Running.
-    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Instant>>>>,
+    running: RunningWatch,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
@@ -341,67 +341,20 @@ impl Cluster {
         }
         let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
         let cluster = Cluster {
+            running: RunningWatch::start(pods.clone()).await,
             pods,
             image,
-            waiting: Arc::default(),
             _dirs: (dir, store_dir),
         };
-        cluster.spawn_watch().await;
         let warm = cluster.run_pod("warmup".into(), nodes == 1).await;
         println!("warm-up pod (compiles the module): {warm:.1?}");
         cluster
     }
 
-    /// One pod watch, started before any timed create, answering `waiting`.
-    async fn spawn_watch(&self) {
-        let mut rv = self
-            .pods
-            .list(&ListParams::default().limit(1))
-            .await
-            .expect("list")
-            .metadata
-            .resource_version
-            .unwrap_or_default();
-        let pods = self.pods.clone();
-        let waiting = self.waiting.clone();
-        tokio::spawn(async move {
-            loop {
-                let mut stream = pods
-                    .watch(&WatchParams::default().timeout(290), &rv)
-                    .await
-                    .expect("watch")
-                    .boxed();
-                while let Some(event) = stream.next().await {
-                    let pod = match event.expect("watch event") {
-                        WatchEvent::Added(p) | WatchEvent::Modified(p) => p,
-                        WatchEvent::Error(e) => panic!("watch error: {e:?}"),
-                        _ => continue,
-                    };
-                    let at = Instant::now();
-                    rv = pod.metadata.resource_version.clone().unwrap_or(rv);
-                    let running =
-                        pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-                    if !running {
-                        continue;
-                    }
-                    let name = pod.metadata.name.unwrap_or_default();
-                    let done = waiting.lock().expect("waiting").remove(&name);
-                    if let Some(done) = done {
-                        let _ = done.send(at);
-                    }
-                }
-            }
-        });
-    }
-
     /// Creates a pod and waits for the watch to see it Running: the time from just before
     /// the create call to the event's arrival.
     async fn run_pod(&self, name: String, bound: bool) -> Duration {
-        let (done, running) = oneshot::channel();
-        self.waiting
-            .lock()
-            .expect("waiting")
-            .insert(name.clone(), done);
+        let running = self.running.running(&name);
         let pod = idle_pod(&name, &self.image, bound.then(|| node_name(0)));
         let sent = Instant::now();
         self.pods
