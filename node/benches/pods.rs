@@ -214,11 +214,10 @@ async fn child(phase: &str) {
 }
 
 async fn rss() {
-    // The wasm engine reserves about 16 GiB of address space per instance (four 4 GiB memory
-    // slots) in one mapping, and the largest free range is about 56 TiB here: the pool for
-    // 10,000 instances (158 TiB) cannot be reserved, 3,000 (48 TiB) can.
+    // The wasm engine reserves about 5 GiB of address space per instance (1.25 memory slots
+    // of 4 GiB) in one mapping; the largest free range is about 56 TiB here.
     let steps: Vec<usize> = std::env::var("BENCH_RSS_AT")
-        .unwrap_or_else(|_| "100,1000,3000".into())
+        .unwrap_or_else(|_| "100,1000,10000".into())
         .split(',')
         .filter_map(|s| s.parse().ok())
         .collect();

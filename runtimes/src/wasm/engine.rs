@@ -10,9 +10,17 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::WasmConfig;
 use crate::RuntimeError;
 
-/// Core instances, memories and tables a component may need beside its main module
-/// (adapters, shims); core modules need one of each.
+/// Core instances and tables a component may need beside its main module (adapters, shims);
+/// core modules need one of each.
 const SLOTS_PER_INSTANCE: u32 = 4;
+
+/// Linear memories in the pool: one per instance, and a quarter more for components whose
+/// adapter brings its own. Each memory slot reserves about 4 GiB of address space (what
+/// spares the guest's loads their bounds checks), so memories, not RAM, bound how many
+/// instances one process can hold: four per instance capped a node near 3,500 pods.
+fn total_memories(instances: u32) -> u32 {
+    instances.saturating_add(instances / 4)
+}
 
 pub(crate) fn build(config: &WasmConfig) -> Result<Engine, RuntimeError> {
     let instances = config.max_instances.max(1);
@@ -21,7 +29,7 @@ pub(crate) fn build(config: &WasmConfig) -> Result<Engine, RuntimeError> {
     pool.total_component_instances(instances)
         .total_stacks(instances)
         .total_core_instances(slots)
-        .total_memories(slots)
+        .total_memories(total_memories(instances))
         .total_tables(slots)
         .max_memory_size(usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX));
     let mut wasmtime = Config::new();
@@ -68,5 +76,18 @@ impl Drop for EpochTicker {
             thread.thread().unpark();
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_for_ten_thousand_instances_fits_the_address_space() {
+        let mut config = WasmConfig::new(std::env::temp_dir());
+        config.max_instances = 10_064;
+        let engine = build(&config);
+        assert!(engine.is_ok(), "{:?}", engine.err());
     }
 }
