@@ -66,35 +66,60 @@ pub async fn open_store(options: &Options) -> Result<Arc<dyn Store>, RunError> {
 
 /// Creates the system namespaces that are missing.
 pub async fn ensure_system_namespaces(server: &ApiServer) -> Result<(), RunError> {
-    let namespaces = rkube_api::resources::find("", "v1", "namespaces")
-        .ok_or_else(|| ApiError::Internal("namespaces are not registered".into()))?;
     for name in SYSTEM_NAMESPACES {
-        let key = crate::objects::key(namespaces, None, name);
-        if server.store.get(&key).await?.is_some() {
-            continue;
-        }
-        let obj = json!({
+        let namespace = json!({
             "apiVersion": "v1",
             "kind": "Namespace",
-            "metadata": {
-                "name": name,
-                "uid": uuid::Uuid::new_v4().to_string(),
-                "creationTimestamp": crate::objects::now_rfc3339(),
-                "labels": {"kubernetes.io/metadata.name": name},
-            },
+            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         });
-        match server
-            .store
-            .create(&key, crate::objects::encode(&obj))
-            .await
-        {
-            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
-            Err(err) => return Err(err.into()),
-        }
+        create_if_missing(server, ("", "v1", "namespaces"), namespace).await?;
     }
     Ok(())
+}
+
+/// The RuntimeClasses every rkube cluster has, each named after its handler (design brief,
+/// section 5): `wasmtime` for wasm pods, `runc` for containers.
+const RUNTIME_CLASSES: &[&str] = &["wasmtime", "runc"];
+
+/// Creates the RuntimeClasses that are missing; existing ones are left as the user set them.
+pub async fn ensure_runtime_classes(server: &ApiServer) -> Result<(), RunError> {
+    for name in RUNTIME_CLASSES {
+        let class = json!({
+            "apiVersion": "node.k8s.io/v1",
+            "kind": "RuntimeClass",
+            "metadata": {"name": name},
+            "handler": name,
+        });
+        create_if_missing(server, ("node.k8s.io", "v1", "runtimeclasses"), class).await?;
+    }
+    Ok(())
+}
+
+/// Writes a cluster-scoped object the API server starts with, unless it exists.
+async fn create_if_missing(
+    server: &ApiServer,
+    (group, version, plural): (&str, &str, &str),
+    mut obj: serde_json::Value,
+) -> Result<(), RunError> {
+    let resource = rkube_api::resources::find(group, version, plural)
+        .ok_or_else(|| ApiError::Internal(format!("{plural} are not registered")))?;
+    let name = crate::objects::name(&obj).to_string();
+    let key = crate::objects::key(resource, None, &name);
+    if server.store.get(&key).await?.is_some() {
+        return Ok(());
+    }
+    obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+    obj["metadata"]["creationTimestamp"] = json!(crate::objects::now_rfc3339());
+    match server
+        .store
+        .create(&key, crate::objects::encode(&obj))
+        .await
+    {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Publishes `kube-public/cluster-info`, readable without credentials: a kubeconfig with the
@@ -184,6 +209,7 @@ pub async fn prepare(options: &Options) -> Result<Prepared, RunError> {
         .token_key
         .set(Arc::new(TokenKey::from_pem(&pki.sa_key)?));
     ensure_system_namespaces(&api).await?;
+    ensure_runtime_classes(&api).await?;
     crate::rbac::ensure_bootstrap_policy(&api).await?;
     let listener = serve::bind(options.listen).await?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind {

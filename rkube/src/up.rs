@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use rkube_apiserver::in_process;
 use rkube_apiserver::run::Prepared;
 use rkube_node::NodeOptions;
@@ -32,9 +31,6 @@ pub struct UpOptions {
     /// How long a node may miss heartbeats before it is marked unreachable.
     pub node_monitor_grace: Duration,
 }
-
-/// The RuntimeClasses every rkube cluster has, each named after its handler.
-const RUNTIME_CLASSES: &[&str] = &["wasmtime", "runc"];
 
 /// How long the components get to stop (the node agent gives its containers 2 s) before the
 /// process exits regardless.
@@ -57,7 +53,6 @@ pub async fn run(options: UpOptions, shutdown: impl Future<Output = ()>) -> anyh
     .await
     .context("starting the api server")?;
     let client = in_process::client(api.router.clone(), in_process::admin());
-    ensure_runtime_classes(&client).await?;
     let node_name = options.node_name.clone();
     let node = node_options(&options, &data_dir, &api.ca_pem).await?;
     announce_join_command(&client, &api).await;
@@ -202,26 +197,6 @@ pub fn host_name() -> anyhow::Result<String> {
         .context("reading the host name from /etc/hostname; pass a node name")?
         .trim()
         .to_string())
-}
-
-/// Creates the RuntimeClasses that are missing; existing ones are left as the user set them.
-async fn ensure_runtime_classes(client: &kube::Client) -> anyhow::Result<()> {
-    let classes: Api<RuntimeClass> = Api::all(client.clone());
-    for name in RUNTIME_CLASSES {
-        let mut class = RuntimeClass {
-            handler: name.to_string(),
-            ..RuntimeClass::default()
-        };
-        class.metadata.name = Some(name.to_string());
-        match classes.create(&PostParams::default(), &class).await {
-            Ok(_) => tracing::info!(runtimeclass = name, "created"),
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(error) => {
-                return Err(error).with_context(|| format!("creating runtimeclass {name}"));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Resolves once the node reports Ready with a heartbeat from this run (a Node left Ready by
