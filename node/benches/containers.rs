@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::{Api, DeleteParams, PostParams};
 use rkube_apiserver::in_process;
@@ -26,7 +26,7 @@ use rkube_node::network::{DEFAULT_PLUGIN_DIR, NetworkConfig, PodNetwork};
 use rkube_node::{NodeOptions, RuntimeBackend};
 use rkube_runtimes::containerd::{ContainerdConfig, ContainerdRuntime, HANDLER};
 use rkube_runtimes::wasm::{WasmConfig, WasmRuntime};
-use support::RunningWatch;
+use support::{RunningWatch, bench_pod};
 use tokio::sync::oneshot;
 
 const NODE: &str = "bench-node";
@@ -306,22 +306,7 @@ fn wasm_pod(image: &str) -> Pod {
 }
 
 fn pod(class: &str, image: &str) -> Pod {
-    Pod {
-        spec: Some(PodSpec {
-            node_name: Some(NODE.into()),
-            runtime_class_name: Some(class.into()),
-            // Like `ctr run`: no service-account token volume, which no controller manager
-            // here would back.
-            automount_service_account_token: Some(false),
-            containers: vec![Container {
-                name: "main".into(),
-                image: Some(image.into()),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        }),
-        ..Pod::default()
-    }
+    bench_pod("", class, image, Some(NODE.into()))
 }
 
 /// Latencies of one series, sorted, with the load average when it ended.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::{Api, PostParams};
 use rkube_apiserver::in_process;
@@ -24,7 +24,7 @@ use rkube_node::images::{OciImages, push_wasm};
 use rkube_node::{ImageSource, LocalImages, NodeOptions};
 use rkube_runtimes::Runtime;
 use rkube_runtimes::wasm::{WasmConfig, WasmRuntime};
-use support::RunningWatch;
+use support::{RunningWatch, bench_pod};
 
 const PHASE_ENV: &str = "RKUBE_PODS_BENCH_PHASE";
 const IMAGE_DIR_ENV: &str = "RKUBE_PODS_BENCH_IMAGES";
@@ -396,24 +396,7 @@ fn node_name(i: usize) -> String {
 }
 
 fn idle_pod(name: &str, image: &str, node: Option<String>) -> Pod {
-    let mut pod = Pod {
-        spec: Some(PodSpec {
-            node_name: node,
-            runtime_class_name: Some(RUNTIME_CLASS.into()),
-            // The runtime path alone, as the figures before service-account tokens were
-            // measured: no token volume, which no controller manager here would back.
-            automount_service_account_token: Some(false),
-            containers: vec![Container {
-                name: "idle".into(),
-                image: Some(image.into()),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        }),
-        ..Pod::default()
-    };
-    pod.metadata.name = Some(name.into());
-    pod
+    bench_pod(name, RUNTIME_CLASS, image, node)
 }
 
 struct Figures {

@@ -1,12 +1,12 @@
-//! What the pod benchmarks share: one pod watch that tells each waiting create when its pod
-//! is first seen Running.
+//! What the pod benchmarks share: the pod they time, and one pod watch that tells each
+//! waiting create when its pod is first seen Running.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use tokio::sync::oneshot;
 
@@ -65,4 +65,26 @@ impl RunningWatch {
             .insert(name.into(), done);
         running
     }
+}
+
+/// A one-container pod of `class` running `image`, bound to `node` when given. It mounts no
+/// service-account token: the runtime path alone (as `ctr run`, and the wasm figures from
+/// before tokens), which no controller manager in these benches would back anyway.
+pub fn bench_pod(name: &str, class: &str, image: &str, node: Option<String>) -> Pod {
+    let mut pod = Pod {
+        spec: Some(PodSpec {
+            node_name: node,
+            runtime_class_name: Some(class.into()),
+            automount_service_account_token: Some(false),
+            containers: vec![Container {
+                name: "main".into(),
+                image: Some(image.into()),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        ..Pod::default()
+    };
+    pod.metadata.name = Some(name.into());
+    pod
 }
