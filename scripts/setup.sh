@@ -9,7 +9,8 @@ packages=(
   containerd runc busybox-static      # the containerd runtime's tests (busybox is the test image)
   containernetworking-plugins         # pod networks of containerd pods (bridge, host-local, loopback)
   iproute2                            # `ip netns` for containerd pods' network namespaces
-  curl                                # the security test's requests without credentials
+  curl                                # requests without credentials or with a pod's token (e2e)
+  bsdutils                            # `script`: a terminal for the `kubectl exec -it` test
   clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32  # builds the example wasm guests (examples/guests/*.c)
 )
 
