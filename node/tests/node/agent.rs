@@ -210,13 +210,7 @@ async fn a_config_map_volume_is_read_by_the_guest() {
         read_only: Some(true),
         ..VolumeMount::default()
     }]);
-    let pod = cluster.create(pod).await;
-    let done = cluster
-        .wait_for("reader", 10 * SECOND, "finished", |p| {
-            matches!(phase(p), "Succeeded" | "Failed")
-        })
-        .await;
-    assert_eq!(phase(&done), "Succeeded", "{:#?}", done.status);
+    let pod = cluster.run_to_success(pod).await;
     let log = cluster.log(&pod.uid().unwrap(), "main", 0);
     assert!(log.contains(" stdout F from the config map"), "{log:?}");
     agent.abort();
@@ -247,13 +241,7 @@ async fn a_projected_volume_is_a_preopened_directory_of_the_guest() {
         read_only: Some(true),
         ..VolumeMount::default()
     }]);
-    let pod = cluster.create(pod).await;
-    let done = cluster
-        .wait_for("projected", 10 * SECOND, "finished", |p| {
-            matches!(phase(p), "Succeeded" | "Failed")
-        })
-        .await;
-    assert_eq!(phase(&done), "Succeeded", "{:#?}", done.status);
+    let pod = cluster.run_to_success(pod).await;
     let log = cluster.log(&pod.uid().unwrap(), "main", 0);
     assert!(log.contains(&format!(" stdout F {ROOT_CA}")), "{log:?}");
     agent.abort();
@@ -266,14 +254,8 @@ async fn a_pod_reads_its_own_service_account_token() {
     cluster.image("token-reader:1", &guests::reads_file_named("token"));
     let agent = cluster.agent(cluster.runtime());
     let pod = cluster
-        .create(wasm_pod("token-reader", "token-reader:1", "Never"))
+        .run_to_success(wasm_pod("token-reader", "token-reader:1", "Never"))
         .await;
-    let done = cluster
-        .wait_for("token-reader", 10 * SECOND, "finished", |p| {
-            matches!(phase(p), "Succeeded" | "Failed")
-        })
-        .await;
-    assert_eq!(phase(&done), "Succeeded", "{:#?}", done.status);
     let log = cluster.log(&pod.uid().unwrap(), "main", 0);
     let token = log
         .split(" stdout F ")
@@ -507,14 +489,8 @@ async fn init_containers_run_first_and_a_downward_api_volume_is_read() {
         mount_path: "/etc/podinfo".into(),
         ..VolumeMount::default()
     }]);
-    let pod = cluster.create(pod).await;
-    let done = cluster
-        .wait_for("downward", 10 * SECOND, "finished", |p| {
-            matches!(phase(p), "Succeeded" | "Failed")
-        })
-        .await;
-    assert_eq!(phase(&done), "Succeeded", "{:#?}", done.status);
-    let status = done.status.unwrap();
+    let pod = cluster.run_to_success(pod).await;
+    let status = pod.status.clone().unwrap();
     let init = &status.init_container_statuses.unwrap()[0];
     let init_end = init.state.as_ref().unwrap().terminated.as_ref().unwrap();
     assert_eq!(init_end.reason.as_deref(), Some("Completed"));

@@ -170,6 +170,19 @@ impl Cluster {
         }
     }
 
+    /// Creates `pod`, waits until it ends and asserts that it Succeeded; returns it as it ended.
+    pub async fn run_to_success(&self, pod: Pod) -> Pod {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        self.create(pod).await;
+        let done = self
+            .wait_for(&name, Duration::from_secs(10), "finished", |p| {
+                matches!(phase(p), "Succeeded" | "Failed")
+            })
+            .await;
+        assert_eq!(phase(&done), "Succeeded", "{:#?}", done.status);
+        done
+    }
+
     pub fn log(&self, uid: &str, container: &str, restart: i32) -> String {
         let path = self
             .data_dir()
