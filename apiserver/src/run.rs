@@ -97,8 +97,9 @@ pub async fn ensure_runtime_classes(server: &ApiServer) -> Result<(), RunError> 
     Ok(())
 }
 
-/// Writes a cluster-scoped object the API server starts with, unless it exists.
-async fn create_if_missing(
+/// Writes an object the API server starts with, unless it exists (then it stays as the
+/// cluster's admins may have edited it).
+pub(crate) async fn create_if_missing(
     server: &ApiServer,
     (group, version, plural): (&str, &str, &str),
     mut obj: serde_json::Value,
@@ -106,7 +107,8 @@ async fn create_if_missing(
     let resource = rkube_api::resources::find(group, version, plural)
         .ok_or_else(|| ApiError::Internal(format!("{plural} are not registered")))?;
     let name = crate::objects::name(&obj).to_string();
-    let key = crate::objects::key(resource, None, &name);
+    let namespace = crate::objects::namespace(&obj).map(String::from);
+    let key = crate::objects::key(resource, namespace.as_deref(), &name);
     if server.store.get(&key).await?.is_some() {
         return Ok(());
     }

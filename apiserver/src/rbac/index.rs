@@ -45,7 +45,7 @@ pub struct PolicyObjects<'a> {
 /// An object as its k8s-openapi type; stored objects passed validation, so one that does not
 /// decode is skipped (and grants nothing) rather than failing every request.
 fn typed<T: DeserializeOwned>(obj: &Value) -> Option<T> {
-    match serde_json::from_value(obj.clone()) {
+    match T::deserialize(obj) {
         Ok(typed) => Some(typed),
         Err(err) => {
             tracing::warn!(error = %err, "ignoring an undecodable rbac object");

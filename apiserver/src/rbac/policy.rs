@@ -6,10 +6,8 @@
 use serde_json::{Value, json};
 
 use crate::bootstrap::BOOTSTRAPPERS;
-use crate::error::ApiError;
 use crate::run::{CLUSTER_INFO, RunError};
 use crate::server::ApiServer;
-use crate::store::StoreError;
 
 use super::subjects::{AUTHENTICATED, MASTERS};
 
@@ -287,29 +285,8 @@ pub fn bootstrap_policy() -> Vec<(&'static str, Value)> {
 /// Creates the bootstrap policy objects that are missing; existing ones, possibly edited by
 /// the cluster's admins, are left alone.
 pub async fn ensure_bootstrap_policy(server: &ApiServer) -> Result<(), RunError> {
-    for (plural, mut obj) in bootstrap_policy() {
-        let resource = rkube_api::resources::find(RBAC_GROUP, "v1", plural)
-            .ok_or_else(|| ApiError::Internal(format!("{plural} are not registered")))?;
-        let name = crate::objects::name(&obj).to_string();
-        let namespace = crate::objects::namespace(&obj).map(String::from);
-        let key = crate::objects::key(resource, namespace.as_deref(), &name);
-        if server.store.get(&key).await?.is_some() {
-            continue;
-        }
-        let meta = crate::objects::meta_mut(&mut obj);
-        meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
-        meta.insert(
-            "creationTimestamp".into(),
-            json!(crate::objects::now_rfc3339()),
-        );
-        match server
-            .store
-            .create(&key, crate::objects::encode(&obj))
-            .await
-        {
-            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
-            Err(err) => return Err(err.into()),
-        }
+    for (plural, obj) in bootstrap_policy() {
+        crate::run::create_if_missing(server, (RBAC_GROUP, "v1", plural), obj).await?;
     }
     Ok(())
 }

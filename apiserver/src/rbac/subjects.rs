@@ -48,7 +48,7 @@ impl<'a> UserInfo<'a> {
                     .or(binding_namespace);
                 namespace.is_some_and(|ns| {
                     self.name
-                        .strip_prefix("system:serviceaccount:")
+                        .strip_prefix(crate::serviceaccount::USER_PREFIX)
                         .and_then(|rest| rest.split_once(':'))
                         == Some((ns, subject.name.as_str()))
                 })

@@ -2,8 +2,6 @@
 //! key, unexpired, meant for the API server, and while the service account and any pod they
 //! are bound to still exist with the same uid (and the pod is not being deleted).
 
-use serde_json::Value;
-
 use super::token::{ISSUER, ObjectRef};
 use super::{ALL_GROUP, core_resource, now_unix, user_name};
 use crate::auth::User;
@@ -28,15 +26,9 @@ pub async fn authenticate(server: &ApiServer, bearer: &str) -> ApiResult<User> {
     if claims.sub != name {
         return Err(ApiError::Unauthorized);
     }
-    let service_account = live(server, "serviceaccounts", namespace, &bound.serviceaccount).await?;
-    if objects::is_deleting(&service_account) {
-        return Err(ApiError::Unauthorized);
-    }
+    live(server, "serviceaccounts", namespace, &bound.serviceaccount).await?;
     if let Some(pod) = &bound.pod {
-        let pod = live(server, "pods", namespace, pod).await?;
-        if objects::is_deleting(&pod) {
-            return Err(ApiError::Unauthorized);
-        }
+        live(server, "pods", namespace, pod).await?;
     }
     Ok(User {
         name,
@@ -48,16 +40,22 @@ pub async fn authenticate(server: &ApiServer, bearer: &str) -> ApiResult<User> {
     })
 }
 
-/// The object a claim names, when it still exists with the uid the token was issued for.
+/// Whether the object a claim names still exists, with the uid the token was issued for and
+/// not being deleted; unauthorized otherwise.
 async fn live(
     server: &ApiServer,
     plural: &str,
     namespace: &str,
     claimed: &ObjectRef,
-) -> ApiResult<Value> {
+) -> ApiResult<()> {
     let key = objects::key(core_resource(plural)?, Some(namespace), &claimed.name);
     match server.admission_lookup(&key).await? {
-        Some(obj) if objects::meta_str(&obj, "uid") == Some(claimed.uid.as_str()) => Ok(obj),
+        Some(obj)
+            if objects::meta_str(&obj, "uid") == Some(claimed.uid.as_str())
+                && !objects::is_deleting(&obj) =>
+        {
+            Ok(())
+        }
         _ => Err(ApiError::Unauthorized),
     }
 }

@@ -124,12 +124,7 @@ impl Spec {
 /// body: a body of another kind or whose spec does not decode is a 400.
 fn decode(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Spec> {
     let resource = core_resource("serviceaccounts")?;
-    let mut request = if crate::protobuf::is_protobuf(&body::content_type(headers)) {
-        crate::protobuf::decode(resource, bytes)
-            .map_err(|e| ApiError::BadRequest(format!("decoding the TokenRequest: {e}")))?
-    } else {
-        body::decode_object(resource, headers, bytes)?
-    };
+    let mut request = body::decode_object(resource, headers, bytes)?;
     for (field, want) in [("apiVersion", API_VERSION), ("kind", KIND)] {
         match request.get(field).and_then(Value::as_str) {
             None | Some("") => {}
