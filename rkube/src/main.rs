@@ -195,20 +195,12 @@ async fn create_join_token(
     ttl: Duration,
     description: &str,
 ) -> anyhow::Result<String> {
-    let parsed = kube::config::Kubeconfig::read_from(kubeconfig)
-        .with_context(|| format!("reading {}", kubeconfig.display()))?;
-    let cluster = parsed
-        .clusters
-        .first()
-        .and_then(|c| c.cluster.clone())
-        .context("the kubeconfig names no cluster")?;
-    let server = cluster.server.context("the kubeconfig has no server")?;
-    let ca = cluster
-        .certificate_authority_data
-        .context("the kubeconfig has no certificate-authority-data")?;
-    let ca = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, ca)
-        .context("certificate-authority-data is not base64")?;
-    let hash = rkube_client::bootstrap::ca_cert_hash(&String::from_utf8_lossy(&ca))?;
+    let cluster = current_cluster(kubeconfig)?;
+    let server = cluster
+        .server
+        .clone()
+        .context("the kubeconfig has no server")?;
+    let hash = rkube_client::bootstrap::ca_cert_hash(&ca_pem_of(&cluster)?)?;
     let client = client_from_kubeconfig(kubeconfig).await?;
     let token = rkube_client::bootstrap::Token::generate();
     let ttl = (!ttl.is_zero()).then_some(ttl);
@@ -222,7 +214,11 @@ async fn create_join_token(
 /// The CA (PEM) of the kubeconfig's current cluster: the kubelet API trusts it for clients, and
 /// the controller manager publishes it as `kube-root-ca.crt`.
 fn cluster_ca_pem(path: &Path) -> anyhow::Result<String> {
-    use base64::Engine;
+    ca_pem_of(&current_cluster(path)?)
+}
+
+/// The cluster the kubeconfig's current context names.
+fn current_cluster(path: &Path) -> anyhow::Result<kube::config::Cluster> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)
         .with_context(|| format!("reading {}", path.display()))?;
     let context_name = kubeconfig.current_context.clone().unwrap_or_default();
@@ -233,12 +229,17 @@ fn cluster_ca_pem(path: &Path) -> anyhow::Result<String> {
         .and_then(|c| c.context.as_ref())
         .map(|c| c.cluster.clone())
         .with_context(|| format!("the kubeconfig has no context {context_name:?}"))?;
-    let cluster = kubeconfig
+    kubeconfig
         .clusters
-        .iter()
+        .into_iter()
         .find(|c| c.name == cluster_name)
-        .and_then(|c| c.cluster.as_ref())
-        .with_context(|| format!("the kubeconfig has no cluster {cluster_name:?}"))?;
+        .and_then(|c| c.cluster)
+        .with_context(|| format!("the kubeconfig has no cluster {cluster_name:?}"))
+}
+
+/// A cluster's CA as PEM, from its certificate-authority-data or the file it names.
+fn ca_pem_of(cluster: &kube::config::Cluster) -> anyhow::Result<String> {
+    use base64::Engine;
     if let Some(data) = &cluster.certificate_authority_data {
         let pem = base64::engine::general_purpose::STANDARD
             .decode(data.trim())

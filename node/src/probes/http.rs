@@ -1,7 +1,7 @@
 //! The `httpGet` probe: one GET over a fresh connection, HTTPS without certificate checks (as
 //! the kubelet), redirects not followed (a 3xx already passes).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::header::{ACCEPT, CONNECTION, HOST, USER_AGENT};
@@ -36,8 +36,9 @@ pub async fn get(
     };
     let path = request_path(action.path.as_deref());
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let url = format!("{scheme}://{}{path}", authority(host, port));
-    let request = request(action, &authority(host, port), &path)?;
+    let authority = authority(host, port);
+    let url = format!("{scheme}://{authority}{path}");
+    let request = request(action, &authority, &path)?;
     let answer = tokio::time::timeout(timeout, send(request, host, port, tls, timeout)).await;
     Ok(match answer {
         Ok(Ok(status)) if (200..400).contains(&status.as_u16()) => Verdict::Success,
@@ -141,8 +142,13 @@ async fn send(
     response.map(|r| r.status()).map_err(|e| e.to_string())
 }
 
-/// A TLS client that accepts any server certificate but still checks the handshake signature.
+/// A TLS client that accepts any server certificate but still checks the handshake signature;
+/// built once, for every HTTPS probe of the node.
 fn insecure_tls() -> Result<Arc<ClientConfig>, ProbeError> {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    if let Some(config) = CONFIG.get() {
+        return Ok(config.clone());
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = AnyCertificate(provider.signature_verification_algorithms);
     let mut config = ClientConfig::builder_with_provider(provider)
@@ -154,7 +160,7 @@ fn insecure_tls() -> Result<Arc<ClientConfig>, ProbeError> {
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(CONFIG.get_or_init(|| Arc::new(config)).clone())
 }
 
 #[derive(Debug)]

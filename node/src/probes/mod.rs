@@ -61,11 +61,7 @@ pub struct Failed {
 impl Failed {
     /// The `Killing` event's message.
     pub fn message(&self, container: &str, will_restart: bool) -> String {
-        let probe = match self.kind {
-            ProbeKind::Startup => "startup",
-            ProbeKind::Liveness => "liveness",
-            ProbeKind::Readiness => "readiness",
-        };
+        let probe = self.kind.title().to_lowercase();
         let restart = if will_restart {
             ", will be restarted"
         } else {
