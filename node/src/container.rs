@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use rkube_client::events::EventType;
 use rkube_runtimes::{
     ContainerId, ContainerSpec, ExitStatus, Image, Limits, ModuleSource, Mount, OciImage, RunAs,
-    Signal,
+    RuntimeError, Signal,
 };
 use tokio::sync::watch;
 
@@ -367,14 +367,10 @@ impl Supervisor {
         let watch = probes.watch(&*runtime, id, self.pod_ip, Instant::now(), &report);
         let ended = tokio::select! {
             status = runtime.wait(id) => Some(status),
-            failed = watch => {
-                self.kill_unhealthy(id, failed).await;
-                Some(runtime.wait(id).await)
-            }
+            failed = watch => Some(self.kill_unhealthy(id, failed).await),
             deadline = stopped(&mut stop) => {
                 let message = format!("Stopping container {}", self.container.name);
-                self.terminate(id, deadline, &message).await;
-                let status = runtime.wait(id).await.ok();
+                let status = self.terminate(id, deadline, &message).await.ok();
                 self.delete(id).await;
                 if let Some(status) = status {
                     self.set_state(ContainerState {
@@ -396,32 +392,36 @@ impl Supervisor {
 
     /// Kills a container that failed its startup or liveness probe, within the probe's grace
     /// period or else the pod's; the run then ends as any other and restarts per policy.
-    async fn kill_unhealthy(&self, id: &ContainerId, failed: Failed) {
+    async fn kill_unhealthy(
+        &self,
+        id: &ContainerId,
+        failed: Failed,
+    ) -> Result<ExitStatus, RuntimeError> {
         let will_restart = self.restart_policy() != "Never";
         let message = failed.message(&self.container.name, will_restart);
         let grace = failed.grace.unwrap_or_else(|| grace_of(&self.pod));
-        self.terminate(id, Instant::now() + grace, &message).await;
+        self.terminate(id, Instant::now() + grace, &message).await
     }
 
-    /// `Term`, then `Kill` at the deadline; returns once the container has ended.
-    async fn terminate(&self, id: &ContainerId, deadline: Instant, message: &str) {
+    /// `Term`, then `Kill` at the deadline; returns how the container ended.
+    async fn terminate(
+        &self,
+        id: &ContainerId,
+        deadline: Instant,
+        message: &str,
+    ) -> Result<ExitStatus, RuntimeError> {
         self.event(EventType::Normal, "Killing", message);
         if let Err(error) = self.backend.runtime.kill(id, Signal::Term).await {
             tracing::debug!(%id, %error, "term");
         }
         let grace = deadline.saturating_duration_since(Instant::now());
-        if tokio::time::timeout(grace, self.backend.runtime.wait(id))
-            .await
-            .is_ok()
-        {
-            return;
+        if let Ok(ended) = tokio::time::timeout(grace, self.backend.runtime.wait(id)).await {
+            return ended;
         }
         if let Err(error) = self.backend.runtime.kill(id, Signal::Kill).await {
             tracing::debug!(%id, %error, "kill");
         }
-        if let Err(error) = self.backend.runtime.wait(id).await {
-            tracing::debug!(%id, %error, "waiting for a killed container");
-        }
+        self.backend.runtime.wait(id).await
     }
 
     async fn delete(&self, id: &ContainerId) {
