@@ -37,8 +37,7 @@ impl<'a> BootstrapToken<'a> {
 /// unknown, expired or not meant for authentication.
 pub async fn authenticate(server: &ApiServer, bearer: &str) -> ApiResult<User> {
     let token = BootstrapToken::parse(bearer).ok_or(ApiError::Unauthorized)?;
-    let secrets = rkube_api::resources::find("", "v1", "secrets")
-        .ok_or_else(|| ApiError::Internal("secrets are not registered".into()))?;
+    let secrets = crate::objects::resource("", "v1", "secrets")?;
     let key = crate::objects::key(
         secrets,
         Some("kube-system"),

@@ -127,11 +127,24 @@ impl Stored {
 
 /// The current time as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
 pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
+    rfc3339(now_unix())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs() as i64;
-    rfc3339(now)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A registered resource; one that is not is a bug of the server, not of the request.
+pub fn resource(
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> crate::error::ApiResult<&'static rkube_api::resources::ResourceInfo> {
+    rkube_api::resources::find(group, version, plural)
+        .ok_or_else(|| crate::error::ApiError::Internal(format!("{plural} are not registered")))
 }
 
 /// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.

@@ -3,7 +3,6 @@
 //! tolerations; every pod tolerates not-ready/unreachable nodes for 300 s by default; and
 //! the ServiceAccount plugin's defaulting and token volume (`serviceaccount::pod`).
 
-use rkube_api::resources;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult, Target};
@@ -32,8 +31,7 @@ async fn lookup_runtime_class(
     target: &Target,
     class: &str,
 ) -> ApiResult<Value> {
-    let runtime_classes = resources::find("node.k8s.io", "v1", "runtimeclasses")
-        .ok_or_else(|| ApiError::Internal("runtimeclasses are not registered".into()))?;
+    let runtime_classes = crate::objects::resource("node.k8s.io", "v1", "runtimeclasses")?;
     let key = objects::key(runtime_classes, None, class);
     match server.admission_lookup(&key).await? {
         Some(runtime_class) => Ok(runtime_class),

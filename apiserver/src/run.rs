@@ -104,8 +104,7 @@ pub(crate) async fn create_if_missing(
     (group, version, plural): (&str, &str, &str),
     mut obj: serde_json::Value,
 ) -> Result<(), RunError> {
-    let resource = rkube_api::resources::find(group, version, plural)
-        .ok_or_else(|| ApiError::Internal(format!("{plural} are not registered")))?;
+    let resource = crate::objects::resource(group, version, plural)?;
     let name = crate::objects::name(&obj).to_string();
     let namespace = crate::objects::namespace(&obj).map(String::from);
     let key = crate::objects::key(resource, namespace.as_deref(), &name);
@@ -132,8 +131,7 @@ pub async fn publish_cluster_info(
     url: &str,
     ca_pem: &str,
 ) -> Result<(), RunError> {
-    let configmaps = rkube_api::resources::find("", "v1", "configmaps")
-        .ok_or_else(|| ApiError::Internal("configmaps are not registered".into()))?;
+    let configmaps = crate::objects::resource("", "v1", "configmaps")?;
     let key = crate::objects::key(configmaps, Some("kube-public"), CLUSTER_INFO);
     let kubeconfig = crate::pki::cluster_only_kubeconfig(url, ca_pem);
     let existing = server.store.get(&key).await?;

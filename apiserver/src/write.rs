@@ -117,8 +117,7 @@ async fn ensure_namespace_open(
     namespace: &str,
     object: ErrorTarget,
 ) -> ApiResult<()> {
-    let namespaces = rkube_api::resources::find("", "v1", "namespaces")
-        .ok_or_else(|| ApiError::Internal("namespaces are not registered".into()))?;
+    let namespaces = crate::objects::resource("", "v1", "namespaces")?;
     let key = objects::key(namespaces, None, namespace);
     let Some(found) = server.admission_lookup(&key).await? else {
         return Err(ApiError::NotFound(ErrorTarget::new(namespaces, namespace)));

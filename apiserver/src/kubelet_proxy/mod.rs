@@ -113,8 +113,7 @@ fn choose_container(pod: &Value, pod_name: &str, requested: Option<&str>) -> Api
 
 /// Where the kubelet of `node` listens: its preferred address and reported port.
 pub async fn kubelet_endpoint(server: &ApiServer, node: &str) -> ApiResult<KubeletEndpoint> {
-    let nodes = rkube_api::resources::find("", "v1", "nodes")
-        .ok_or_else(|| ApiError::Internal("nodes are not registered".into()))?;
+    let nodes = crate::objects::resource("", "v1", "nodes")?;
     let node_target = Target {
         resource: nodes,
         namespace: None,

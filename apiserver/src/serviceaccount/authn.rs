@@ -3,10 +3,11 @@
 //! are bound to still exist with the same uid (and the pod is not being deleted).
 
 use super::token::{ISSUER, ObjectRef};
-use super::{ALL_GROUP, core_resource, now_unix, user_name};
+use super::{ALL_GROUP, core_resource, user_name};
 use crate::auth::User;
 use crate::error::{ApiError, ApiResult};
 use crate::objects;
+use crate::objects::now_unix;
 use crate::server::ApiServer;
 
 /// A JWT has three dot-separated parts; a bootstrap token `<id>.<secret>` has two.

@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::token::{Claims, ISSUER, KubernetesClaims, ObjectRef};
-use super::{core_resource, now_unix, of_pod, user_name};
+use super::{core_resource, of_pod, user_name};
 use crate::auth::User;
 use crate::body;
 use crate::error::{ApiError, ApiResult, Cause, Target as ErrorTarget};
 use crate::handlers::fetch;
 use crate::objects;
+use crate::objects::now_unix;
 use crate::request::Target;
 use crate::server::ApiServer;
 

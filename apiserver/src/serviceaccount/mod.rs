@@ -26,16 +26,9 @@ pub fn of_pod(pod: &serde_json::Value) -> &str {
         .unwrap_or(DEFAULT_NAME)
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// A registered core/v1 resource by its plural.
 fn core_resource(
     plural: &str,
 ) -> crate::error::ApiResult<&'static rkube_api::resources::ResourceInfo> {
-    rkube_api::resources::find("", "v1", plural)
-        .ok_or_else(|| crate::error::ApiError::Internal(format!("{plural} are not registered")))
+    crate::objects::resource("", "v1", plural)
 }
