@@ -173,14 +173,7 @@ struct Worker {
 
 impl Worker {
     async fn event(&self, kind: EventType, reason: &str, message: &str) {
-        if let Err(error) = self
-            .ctx
-            .recorder
-            .record(&self.pod, kind, reason, message)
-            .await
-        {
-            tracing::debug!(%error, "recording a pod event");
-        }
+        record_event(&self.ctx, &self.pod, kind, reason, message).await;
     }
 
     /// Writes the status through the status subresource when it differs from the last one.
@@ -297,6 +290,22 @@ async fn adopt(backend: &RuntimeBackend, leftovers: Vec<Leftover>) -> HashMap<St
     adopted
 }
 
+/// Records an event about the pod; a failure to record is only logged.
+async fn record_event(ctx: &Context, pod: &Pod, kind: EventType, reason: &str, message: &str) {
+    if let Err(error) = ctx.recorder.record(pod, kind, reason, message).await {
+        tracing::debug!(%error, "recording a pod event");
+    }
+}
+
+/// Sleeps for `delay` before a retry; false when the pod is stopped meanwhile.
+async fn sleep_unless_stopped(stop: &StopSignal, delay: Duration) -> bool {
+    let mut stop = stop.clone();
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        _ = stop.wait_for(Option::is_some) => false,
+    }
+}
+
 /// The pod's network, retried with backoff; `None` when the pod stops meanwhile.
 async fn attach_network(
     ctx: &Context,
@@ -311,18 +320,11 @@ async fn attach_network(
             Ok(address) => return Some(address),
             Err(error) => {
                 let message = format!("Failed to create pod sandbox: {error}");
-                if let Err(error) = ctx
-                    .recorder
-                    .record(pod, EventType::Warning, "FailedCreatePodSandBox", &message)
-                    .await
-                {
-                    tracing::debug!(%error, "recording a pod event");
-                }
+                let reason = "FailedCreatePodSandBox";
+                record_event(ctx, pod, EventType::Warning, reason, &message).await;
                 failures += 1;
-                let mut stop = stop.clone();
-                tokio::select! {
-                    () = tokio::time::sleep(ctx.backoff.delay(failures)) => {}
-                    _ = stop.wait_for(Option::is_some) => return None,
+                if !sleep_unless_stopped(stop, ctx.backoff.delay(failures)).await {
+                    return None;
                 }
             }
         }
@@ -365,17 +367,9 @@ async fn lifecycle_of(
             Ok(prepared) => break prepared,
             Err(error) => {
                 let message = error.to_string();
-                if let Err(error) = ctx
-                    .recorder
-                    .record(&pod, EventType::Warning, "FailedMount", &message)
-                    .await
-                {
-                    tracing::debug!(%error, "recording a pod event");
-                }
-                let mut stop = stop.clone();
-                tokio::select! {
-                    () = tokio::time::sleep(ctx.backoff.initial) => {}
-                    _ = stop.wait_for(Option::is_some) => return,
+                record_event(&ctx, &pod, EventType::Warning, "FailedMount", &message).await;
+                if !sleep_unless_stopped(&stop, ctx.backoff.initial).await {
+                    return;
                 }
             }
         }
